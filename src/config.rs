@@ -1,0 +1,269 @@
+//! Command-line and environment configuration, validated once at start.
+//!
+//! Every flag has a `PARTWAY_*` environment variable. [`Config::validate`]
+//! turns the raw strings into typed [`Settings`] or a plain message naming the
+//! flag at fault; nothing else in partway reads the environment (AWS
+//! credentials excepted, which come from the standard AWS chain).
+
+use crate::http::HttpConfig;
+use crate::store::s3::S3Settings;
+use crate::upload::plan::{MIB, PartLimits};
+use clap::Parser;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// partway: a tus 1.0 resumable-upload server that streams uploads into S3.
+#[derive(Debug, Clone, Parser)]
+#[command(version, about)]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "PARTWAY_LISTEN", default_value = "127.0.0.1:1080")]
+    pub listen: String,
+    /// URL path of the upload collection.
+    #[arg(long, env = "PARTWAY_BASE_PATH", default_value = "/files/")]
+    pub base_path: String,
+    /// S3 bucket for uploads. Without it, uploads go to --data-dir.
+    #[arg(long, env = "PARTWAY_S3_BUCKET")]
+    pub s3_bucket: Option<String>,
+    /// S3 endpoint URL, for S3-compatible stores (MinIO, R2, Ceph, Garage).
+    #[arg(long, env = "PARTWAY_S3_ENDPOINT")]
+    pub s3_endpoint: Option<String>,
+    /// S3 region; defaults to the AWS configuration chain.
+    #[arg(long, env = "PARTWAY_S3_REGION")]
+    pub s3_region: Option<String>,
+    /// Prefix of every object key; the key is <prefix><upload id>.
+    #[arg(long, env = "PARTWAY_S3_PREFIX", default_value = "")]
+    pub s3_prefix: String,
+    /// Use path-style addressing (most S3-compatible stores need it).
+    #[arg(long, env = "PARTWAY_S3_FORCE_PATH_STYLE")]
+    pub s3_force_path_style: bool,
+    /// Redis URL for upload state and locks, e.g. redis://127.0.0.1:6379.
+    #[arg(long, env = "PARTWAY_REDIS_URL")]
+    pub redis_url: Option<String>,
+    /// Prefix of every Redis key.
+    #[arg(long, env = "PARTWAY_REDIS_PREFIX", default_value = "partway:")]
+    pub redis_prefix: String,
+    /// Preferred S3 part size (at least 5MiB, a multiple of 1MiB).
+    #[arg(long, env = "PARTWAY_PART_SIZE", default_value = "8MiB")]
+    pub part_size: String,
+    /// Largest upload accepted, e.g. 10GiB (default: S3's 5TiB for known
+    /// lengths; 10,000 parts for deferred ones).
+    #[arg(long, env = "PARTWAY_MAX_SIZE")]
+    pub max_size: Option<String>,
+    /// Comma-separated origins allowed by CORS, or * for any.
+    #[arg(long, env = "PARTWAY_CORS_ORIGINS", default_value = "*")]
+    pub cors_origins: String,
+    /// Directory of the embedded store, used when no S3 bucket is set.
+    #[arg(long, env = "PARTWAY_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+}
+
+/// Where uploads and their state live.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    /// The embedded default: everything under one local directory.
+    Local { data_dir: PathBuf },
+    /// Production: objects in S3, state and locks in Redis.
+    S3 {
+        s3: S3Settings,
+        key_prefix: String,
+        redis_url: String,
+        redis_prefix: String,
+    },
+}
+
+/// Validated configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub http: HttpConfig,
+    pub backend: Backend,
+    pub part_size: u64,
+    pub max_size: Option<u64>,
+}
+
+/// Parses sizes such as `8MiB`, `5 GiB`, `1T` or plain bytes (binary units).
+///
+/// # Errors
+/// A message for anything else.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size"))?;
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kib" => 10,
+        "m" | "mib" => 20,
+        "g" | "gib" => 30,
+        "t" | "tib" => 40,
+        other => return Err(format!("unknown size unit {other:?} in {text:?}")),
+    };
+    n.checked_mul(1 << shift)
+        .ok_or_else(|| format!("{text:?} is too large"))
+}
+
+fn given(value: &Option<String>) -> Option<String> {
+    value
+        .as_ref()
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+}
+
+impl Config {
+    /// Checks the configuration and derives typed settings.
+    ///
+    /// # Errors
+    /// A plain message naming the flag at fault.
+    pub fn validate(&self) -> Result<Settings, String> {
+        let listen = self.listen.parse().map_err(|_| {
+            format!(
+                "--listen {:?} is not an address like 127.0.0.1:1080",
+                self.listen
+            )
+        })?;
+        if !self.base_path.starts_with('/') {
+            return Err("--base-path must start with /".into());
+        }
+        let part_size = parse_size(&self.part_size).map_err(|e| format!("--part-size: {e}"))?;
+        let s3 = PartLimits::S3;
+        if part_size < s3.min_part_size || part_size % MIB != 0 || part_size > s3.max_part_size {
+            return Err("--part-size must be a multiple of 1MiB between 5MiB and 5GiB".into());
+        }
+        let max_size = self
+            .max_size
+            .as_deref()
+            .map(|m| parse_size(m).map_err(|e| format!("--max-size: {e}")))
+            .transpose()?;
+        if max_size.is_some_and(|m| m > s3.max_object_size) {
+            return Err("--max-size cannot exceed S3's largest object, 5TiB".into());
+        }
+        let backend = self.backend()?;
+        let cors_origins = self
+            .cors_origins
+            .split(',')
+            .map(str::trim)
+            .filter(|o| !o.is_empty())
+            .map(str::to_owned)
+            .collect();
+        Ok(Settings {
+            listen,
+            http: HttpConfig {
+                base_path: format!("{}/", self.base_path.trim_end_matches('/')),
+                cors_origins,
+            },
+            backend,
+            part_size,
+            max_size,
+        })
+    }
+
+    fn backend(&self) -> Result<Backend, String> {
+        let bucket = given(&self.s3_bucket);
+        let redis_url = given(&self.redis_url);
+        let (bucket, redis_url) = match (bucket, redis_url) {
+            (None, None) => {
+                if given(&self.s3_endpoint).is_some() || given(&self.s3_region).is_some() {
+                    return Err("--s3-endpoint and --s3-region need --s3-bucket".into());
+                }
+                return Ok(Backend::Local {
+                    data_dir: self.data_dir.clone(),
+                });
+            }
+            (Some(_), None) => return Err("--s3-bucket needs --redis-url".into()),
+            (None, Some(_)) => return Err("--redis-url needs --s3-bucket".into()),
+            (Some(b), Some(r)) => (b, r),
+        };
+        if self
+            .s3_prefix
+            .split('/')
+            .any(|seg| seg == "." || seg == "..")
+        {
+            return Err("--s3-prefix must not contain . or .. segments".into());
+        }
+        if self.redis_prefix.contains(['{', '}']) {
+            return Err("--redis-prefix must not contain { or }".into());
+        }
+        Ok(Backend::S3 {
+            s3: S3Settings {
+                bucket,
+                endpoint: given(&self.s3_endpoint),
+                region: given(&self.s3_region),
+                force_path_style: self.s3_force_path_style,
+            },
+            key_prefix: self.s3_prefix.clone(),
+            redis_url,
+            redis_prefix: self.redis_prefix.clone(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(args: &[&str]) -> Config {
+        let mut argv = vec!["partway"];
+        argv.extend_from_slice(args);
+        Config::try_parse_from(argv).expect("parses")
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("8MiB"), Ok(8 * MIB));
+        assert_eq!(parse_size("5 GiB"), Ok(5 << 30));
+        assert_eq!(parse_size("1t"), Ok(1 << 40));
+        assert_eq!(parse_size("1024"), Ok(1024));
+        assert!(parse_size("-1").is_err());
+        assert!(parse_size("8XB").is_err());
+        assert!(parse_size("99999999999T").is_err());
+    }
+
+    #[test]
+    fn defaults_to_the_embedded_store() {
+        let s = config(&[]).validate().expect("valid");
+        assert!(matches!(s.backend, Backend::Local { .. }));
+        assert_eq!(s.listen.to_string(), "127.0.0.1:1080");
+        assert_eq!(s.http.base_path, "/files/");
+        assert_eq!(s.part_size, 8 * MIB);
+    }
+
+    #[test]
+    fn plain_messages_for_bad_combinations() {
+        let err = |args: &[&str]| config(args).validate().expect_err("invalid");
+        assert_eq!(err(&["--s3-bucket", "b"]), "--s3-bucket needs --redis-url");
+        assert_eq!(
+            err(&["--redis-url", "redis://x"]),
+            "--redis-url needs --s3-bucket"
+        );
+        assert!(err(&["--part-size", "4MiB"]).contains("--part-size"));
+        assert!(err(&["--part-size", "5000KiB"]).contains("--part-size"));
+        assert!(err(&["--listen", "nowhere"]).contains("--listen"));
+        assert!(err(&["--base-path", "files"]).contains("--base-path"));
+        assert!(err(&["--max-size", "9T"]).contains("--max-size"));
+    }
+
+    #[test]
+    fn s3_backend() {
+        let s = config(&[
+            "--s3-bucket",
+            "b",
+            "--redis-url",
+            "redis://127.0.0.1/",
+            "--s3-force-path-style",
+            "--base-path",
+            "/up",
+        ])
+        .validate()
+        .expect("valid");
+        assert_eq!(s.http.base_path, "/up/");
+        let Backend::S3 { s3, .. } = s.backend else {
+            panic!("expected S3");
+        };
+        assert!(s3.force_path_style);
+    }
+}

@@ -1,0 +1,101 @@
+//! One upload's URL: OPTIONS, HEAD (status), PATCH (append) and DELETE
+//! (termination).
+
+use super::create::options;
+use super::{
+    AppState, check_version, content_length, effective_method, is_offset_stream, u64_header,
+};
+use crate::error::{Error, Result};
+use crate::protocol::names;
+use crate::upload::model::{UploadId, UploadInfo};
+use crate::upload::{AppendRequest, BodyError, BodyStream};
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header as h};
+use axum::response::{IntoResponse, Response};
+use futures_util::TryStreamExt;
+
+/// Dispatches a request on an upload URL.
+pub(crate) async fn upload(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    request: Request,
+) -> Response {
+    let result = async {
+        let method = effective_method(&request)?;
+        if method == Method::OPTIONS {
+            return Ok(options(&app));
+        }
+        check_version(request.headers())?;
+        // Anything that is not one of our ids cannot name an upload.
+        let id = UploadId::parse(&id).ok_or(Error::NotFound)?;
+        match method {
+            Method::HEAD => head(&app, &id).await,
+            Method::PATCH => patch(&app, &id, request).await,
+            Method::DELETE => {
+                app.service.terminate(&id).await?;
+                Ok(StatusCode::NO_CONTENT.into_response())
+            }
+            _ => Err(Error::MethodNotAllowed),
+        }
+    }
+    .await;
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// HEAD: offset, length and metadata, never cached.
+async fn head(app: &AppState, id: &UploadId) -> Result<Response> {
+    let info = app.service.head(id).await?;
+    let mut response = StatusCode::OK.into_response();
+    let headers = response.headers_mut();
+    headers.insert(h::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(names::UPLOAD_OFFSET, HeaderValue::from(info.offset));
+    match info.length {
+        Some(length) => headers.insert(names::UPLOAD_LENGTH, HeaderValue::from(length)),
+        None => headers.insert(names::UPLOAD_DEFER_LENGTH, HeaderValue::from_static("1")),
+    };
+    if let Some(metadata) = info.metadata.as_deref().filter(|m| !m.is_empty())
+        && let Ok(value) = HeaderValue::from_str(metadata)
+    {
+        headers.insert(names::UPLOAD_METADATA, value);
+    }
+    Ok(response)
+}
+
+/// PATCH: appends the body at `Upload-Offset`.
+async fn patch(app: &AppState, id: &UploadId, request: Request) -> Result<Response> {
+    let headers = request.headers();
+    if !is_offset_stream(headers) {
+        return Err(Error::UnsupportedMediaType);
+    }
+    let offset = u64_header(headers, names::UPLOAD_OFFSET, "Upload-Offset")?
+        .ok_or_else(|| Error::BadRequest("Upload-Offset is required".into()))?;
+    let declared_length = u64_header(headers, names::UPLOAD_LENGTH, "Upload-Length")?;
+    let content_length = content_length(headers)?;
+    let body: BodyStream = Box::pin(
+        request
+            .into_body()
+            .into_data_stream()
+            .map_err(|e| BodyError(e.to_string())),
+    );
+    let info = app
+        .service
+        .append(
+            id,
+            AppendRequest {
+                offset,
+                declared_length,
+                content_length,
+                body,
+            },
+        )
+        .await?;
+    Ok(patched(&info))
+}
+
+fn patched(info: &UploadInfo) -> Response {
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    response
+        .headers_mut()
+        .insert(names::UPLOAD_OFFSET, HeaderValue::from(info.offset));
+    response
+}

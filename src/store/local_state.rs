@@ -1,0 +1,213 @@
+//! The embedded state store: upload records, parts and tails as local files.
+//!
+//! Used with [`super::local::LocalObjects`] when no Redis is configured. State
+//! survives a restart; it serves one partway process only (the in-process
+//! [`super::local_lock::LocalLocker`] is its lock). Per upload, under
+//! `state/`: `<id>.json` (the record, replaced atomically), `<id>.parts`
+//! (one JSON line per committed part; a later line for the same number wins)
+//! and `<id>.tail`.
+//!
+//! Crash safety comes from ordering: a part line is written before the record
+//! moves the offset, and the tail is only cut after it. A tail longer than a
+//! commit expects holds unacknowledged bytes from an interrupted write and is
+//! truncated; a shorter one is a conflict.
+
+use super::local::write_atomic;
+use super::{Change, Commit, CommitError, StateStore, StoreError};
+use crate::upload::model::{PartRecord, UploadId, UploadInfo};
+use async_trait::async_trait;
+use bytes::Bytes;
+use std::collections::BTreeMap;
+use std::io::ErrorKind;
+use std::path::PathBuf;
+use tokio::fs;
+use tokio::io::AsyncWriteExt;
+use tokio::sync::Mutex;
+
+/// Upload state under one directory.
+#[derive(Debug)]
+pub struct LocalState {
+    root: PathBuf,
+    /// Serialises commits; one process owns the directory.
+    write: Mutex<()>,
+}
+
+fn other(context: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Other(format!("{context}: {e}"))
+}
+
+impl LocalState {
+    /// State under `root`.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self {
+            root: root.into(),
+            write: Mutex::new(()),
+        }
+    }
+
+    fn path(&self, id: &UploadId, ext: &str) -> PathBuf {
+        self.root.join("state").join(format!("{id}.{ext}"))
+    }
+
+    async fn tail_len(&self, id: &UploadId) -> Result<u64, StoreError> {
+        match fs::metadata(self.path(id, "tail")).await {
+            Ok(m) => Ok(m.len()),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(0),
+            Err(e) => Err(other("tail", e)),
+        }
+    }
+
+    async fn set_tail_len(&self, id: &UploadId, len: u64) -> Result<(), StoreError> {
+        let file = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(self.path(id, "tail"))
+            .await
+            .map_err(|e| other("tail", e))?;
+        file.set_len(len).await.map_err(|e| other("tail", e))?;
+        file.sync_data().await.map_err(|e| other("tail", e))
+    }
+
+    async fn append(&self, id: &UploadId, ext: &str, data: &[u8]) -> Result<(), StoreError> {
+        let mut file = fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(self.path(id, ext))
+            .await
+            .map_err(|e| other("append", e))?;
+        file.write_all(data).await.map_err(|e| other("append", e))?;
+        file.sync_data().await.map_err(|e| other("append", e))
+    }
+
+    async fn write_record(&self, info: &UploadInfo) -> Result<(), StoreError> {
+        let json = serde_json::to_vec(info).map_err(|e| other("encode", e))?;
+        write_atomic(&self.path(&info.id, "json"), &json)
+            .await
+            .map_err(|e| other("write record", e))
+    }
+}
+
+#[async_trait]
+impl StateStore for LocalState {
+    async fn create(&self, info: &UploadInfo) -> Result<(), StoreError> {
+        let _w = self.write.lock().await;
+        if self.get(&info.id).await?.is_some() {
+            return Err(StoreError::Other(format!("upload {} exists", info.id)));
+        }
+        self.write_record(info).await
+    }
+
+    async fn get(&self, id: &UploadId) -> Result<Option<UploadInfo>, StoreError> {
+        match fs::read(self.path(id, "json")).await {
+            Ok(data) => serde_json::from_slice(&data)
+                .map(Some)
+                .map_err(|e| other("decode record", e)),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(other("read record", e)),
+        }
+    }
+
+    async fn parts(&self, id: &UploadId) -> Result<Vec<PartRecord>, StoreError> {
+        let text = match fs::read_to_string(self.path(id, "parts")).await {
+            Ok(t) => t,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(other("read parts", e)),
+        };
+        let mut parts = BTreeMap::new();
+        for line in text.lines().filter(|l| !l.is_empty()) {
+            let part: PartRecord = serde_json::from_str(line).map_err(|e| other("parts", e))?;
+            parts.insert(part.number, part);
+        }
+        // Only parts the offset covers count: a line written just before a
+        // crash, for bytes never acknowledged, must not be completed.
+        let Some(info) = self.get(id).await? else {
+            return Ok(Vec::new());
+        };
+        let mut covered = 0;
+        Ok(parts
+            .into_values()
+            .take_while(|p| {
+                covered += p.size;
+                covered <= info.offset
+            })
+            .collect())
+    }
+
+    async fn read_tail(&self, id: &UploadId, len: u64) -> Result<Bytes, StoreError> {
+        let mut data = match fs::read(self.path(id, "tail")).await {
+            Ok(data) => data,
+            Err(e) if e.kind() == ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(other("read tail", e)),
+        };
+        // Bytes past the acknowledged tail are debris of an interrupted write.
+        if (data.len() as u64) < len {
+            return Err(StoreError::Other(format!(
+                "tail of {id} holds {} bytes, {len} expected",
+                data.len()
+            )));
+        }
+        data.truncate(usize::try_from(len).unwrap_or(usize::MAX));
+        Ok(Bytes::from(data))
+    }
+
+    async fn commit(
+        &self,
+        id: &UploadId,
+        _lock_token: &str,
+        commit: Commit,
+    ) -> Result<(), CommitError> {
+        let _w = self.write.lock().await;
+        let mut info = self.get(id).await?.ok_or(CommitError::NotFound)?;
+        if info.offset != commit.expected_offset {
+            return Err(CommitError::Conflict);
+        }
+        let tail = self.tail_len(id).await?;
+        if tail < commit.expected_tail_len {
+            return Err(CommitError::Conflict);
+        }
+        if tail > commit.expected_tail_len {
+            self.set_tail_len(id, commit.expected_tail_len).await?;
+        }
+        info.offset = commit.new_offset;
+        match commit.change {
+            Change::AppendTail(data) => {
+                self.append(id, "tail", &data).await?;
+                self.write_record(&info).await?;
+            }
+            Change::Part {
+                record,
+                consumes_tail,
+            } => {
+                let mut line = serde_json::to_vec(&record).map_err(|e| other("encode", e))?;
+                line.push(b'\n');
+                self.append(id, "parts", &line).await?;
+                self.write_record(&info).await?;
+                if consumes_tail {
+                    self.set_tail_len(id, 0).await?;
+                }
+            }
+            Change::SetLength(length) => {
+                info.length = Some(length);
+                self.write_record(&info).await?;
+            }
+            Change::SetState(state) => {
+                info.state = state;
+                self.write_record(&info).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn remove(&self, id: &UploadId) -> Result<(), StoreError> {
+        let _w = self.write.lock().await;
+        for ext in ["json", "parts", "tail"] {
+            match fs::remove_file(self.path(id, ext)).await {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::NotFound => {}
+                Err(e) => return Err(other("remove", e)),
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,250 @@
+//! The production object store: S3 multipart uploads through aws-sdk-s3.
+//!
+//! The only module that imports `aws_sdk_s3`. It is set up for S3-compatible
+//! stores as well as AWS (decisions.md 8): a custom endpoint, path-style
+//! addressing, and request checksums only "when required", because the SDK's
+//! default since 2025 breaks many S3-compatible stores. Every request is signed
+//! here at send time; no URL ever leaves the server. The SDK retries
+//! transient failures with backoff, a bounded number of times.
+
+use super::{ObjectStore, StoreError, check_part_list};
+use crate::upload::model::PartRecord;
+use crate::upload::plan::PartLimits;
+use async_trait::async_trait;
+use aws_sdk_s3::Client;
+use aws_sdk_s3::config::retry::RetryConfig;
+use aws_sdk_s3::config::timeout::TimeoutConfig;
+use aws_sdk_s3::config::{
+    BehaviorVersion, Region, RequestChecksumCalculation, ResponseChecksumValidation,
+};
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use bytes::Bytes;
+use std::time::Duration;
+
+/// Where and how to reach the bucket.
+#[derive(Debug, Clone, Default)]
+pub struct S3Settings {
+    pub bucket: String,
+    /// A custom endpoint (MinIO, R2, Ceph, Garage...); `None` for AWS.
+    pub endpoint: Option<String>,
+    /// `None` takes the region from the standard AWS chain.
+    pub region: Option<String>,
+    pub force_path_style: bool,
+}
+
+/// A bucket reached through aws-sdk-s3.
+#[derive(Debug, Clone)]
+pub struct S3Objects {
+    client: Client,
+    bucket: String,
+}
+
+/// Classifies an SDK failure without leaking it to clients.
+fn classify<E, R>(op: &str, err: SdkError<E, R>) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug,
+{
+    let detail = format!("{op}: {}", aws_sdk_s3::error::DisplayErrorContext(&err));
+    match &err {
+        SdkError::ServiceError(service) => match service.err().code() {
+            Some("NoSuchUpload" | "NoSuchKey" | "NotFound") => StoreError::NotFound(detail),
+            Some("SlowDown" | "ServiceUnavailable" | "InternalError" | "RequestTimeout") => {
+                StoreError::Unavailable(detail)
+            }
+            _ => StoreError::Other(detail),
+        },
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            StoreError::Unavailable(detail)
+        }
+        _ => StoreError::Other(detail),
+    }
+}
+
+impl S3Objects {
+    /// Builds a client with credentials from the standard AWS chain.
+    pub async fn connect(settings: &S3Settings) -> Self {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest());
+        if let Some(region) = &settings.region {
+            loader = loader.region(Region::new(region.clone()));
+        }
+        let shared = loader.load().await;
+        let mut config = aws_sdk_s3::config::Builder::from(&shared)
+            .force_path_style(settings.force_path_style)
+            .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+            .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
+            .retry_config(
+                RetryConfig::standard()
+                    .with_max_attempts(4)
+                    .with_initial_backoff(Duration::from_millis(200))
+                    .with_max_backoff(Duration::from_secs(5)),
+            )
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(5))
+                    .build(),
+            );
+        if let Some(endpoint) = &settings.endpoint {
+            config = config.endpoint_url(endpoint);
+        }
+        Self {
+            client: Client::from_conf(config.build()),
+            bucket: settings.bucket.clone(),
+        }
+    }
+
+    /// The underlying client, for tests and tools that read objects back.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+}
+
+#[async_trait]
+impl ObjectStore for S3Objects {
+    async fn create_multipart(
+        &self,
+        key: &str,
+        content_type: Option<&str>,
+    ) -> Result<String, StoreError> {
+        let out = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .set_content_type(content_type.map(str::to_owned))
+            .send()
+            .await
+            .map_err(|e| classify("CreateMultipartUpload", e))?;
+        out.upload_id()
+            .map(str::to_owned)
+            .ok_or_else(|| StoreError::Other("CreateMultipartUpload: no upload id".into()))
+    }
+
+    async fn upload_part(
+        &self,
+        key: &str,
+        multipart_id: &str,
+        number: u32,
+        body: Bytes,
+    ) -> Result<String, StoreError> {
+        let part_number = i32::try_from(number)
+            .ok()
+            .filter(|n| (1..=10_000).contains(n))
+            .ok_or_else(|| StoreError::Other(format!("invalid part number {number}")))?;
+        let length = i64::try_from(body.len()).unwrap_or(i64::MAX);
+        let out = self
+            .client
+            .upload_part()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(multipart_id)
+            .part_number(part_number)
+            .content_length(length)
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .map_err(|e| classify("UploadPart", e))?;
+        out.e_tag()
+            .map(str::to_owned)
+            .ok_or_else(|| StoreError::Other("UploadPart: no ETag".into()))
+    }
+
+    async fn complete_multipart(
+        &self,
+        key: &str,
+        multipart_id: &str,
+        parts: &[PartRecord],
+    ) -> Result<(), StoreError> {
+        check_part_list(parts, &PartLimits::S3)
+            .map_err(|e| StoreError::Other(format!("refusing to complete: {e}")))?;
+        let completed = parts
+            .iter()
+            .map(|p| {
+                CompletedPart::builder()
+                    .part_number(i32::try_from(p.number).unwrap_or(i32::MAX))
+                    .e_tag(&p.etag)
+                    .build()
+            })
+            .collect();
+        self.client
+            .complete_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(multipart_id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(completed))
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| classify("CompleteMultipartUpload", e))?;
+        Ok(())
+    }
+
+    async fn abort_multipart(&self, key: &str, multipart_id: &str) -> Result<(), StoreError> {
+        let aborted = self
+            .client
+            .abort_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(multipart_id)
+            .send()
+            .await
+            .map_err(|e| classify("AbortMultipartUpload", e));
+        match aborted {
+            Ok(_) | Err(StoreError::NotFound(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn put_object(
+        &self,
+        key: &str,
+        content_type: Option<&str>,
+        body: Bytes,
+    ) -> Result<(), StoreError> {
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .set_content_type(content_type.map(str::to_owned))
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .map_err(|e| classify("PutObject", e))?;
+        Ok(())
+    }
+
+    async fn object_size(&self, key: &str) -> Result<Option<u64>, StoreError> {
+        let head = self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await;
+        match head {
+            Ok(out) => Ok(Some(
+                out.content_length()
+                    .and_then(|l| u64::try_from(l).ok())
+                    .unwrap_or(0),
+            )),
+            Err(SdkError::ServiceError(e)) if e.raw().status().as_u16() == 404 => Ok(None),
+            Err(e) => Err(classify("HeadObject", e)),
+        }
+    }
+
+    async fn delete_object(&self, key: &str) -> Result<(), StoreError> {
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| classify("DeleteObject", e))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,405 @@
+//! PATCH: streaming a request body into parts with bounded memory.
+//!
+//! The body is read chunk by chunk and cut on the global part grid
+//! ([`plan::Cutter`]). Each full part is handed over a bounded channel to a
+//! committer task, which uploads up to `parts_in_flight` parts at once while
+//! more bytes arrive, and commits them to the state store strictly in order,
+//! each with a compare-and-set of the offset. Bytes past the last full part
+//! join the tail when the body ends, in one more commit. So an acknowledged
+//! byte is always durable (decisions.md 4), and at most
+//! `parts_in_flight + 2` part buffers exist per PATCH, whatever its size
+//! (decisions.md 7); a global budget caps them across all requests.
+//!
+//! If the client goes away, the holder is asked to release the upload, or the
+//! body stalls, reading stops and everything received so far is kept: full
+//! parts are still committed and the rest joins the tail, as the spec asks
+//! ("store as much of the received data as possible").
+
+use super::UploadService;
+use super::model::{PartRecord, UploadId, UploadInfo, UploadState};
+use super::plan::{self, Cutter};
+use crate::error::{Error, Result};
+use crate::store::{Change, Commit, LockGuard, ObjectStore, StateStore};
+use bytes::{Bytes, BytesMut};
+use futures_util::{Stream, StreamExt};
+use std::pin::Pin;
+use std::sync::Arc;
+use tokio::sync::{OwnedSemaphorePermit, mpsc};
+
+/// A request body, as the core sees it: no HTTP types.
+pub type BodyStream = Pin<Box<dyn Stream<Item = std::result::Result<Bytes, BodyError>> + Send>>;
+
+/// The client's body broke off (disconnect, reset, malformed framing).
+#[derive(Debug, Clone)]
+pub struct BodyError(pub String);
+
+/// What a PATCH asks for.
+pub struct AppendRequest {
+    /// `Upload-Offset`: where the client believes the upload stands.
+    pub offset: u64,
+    /// `Upload-Length`, to settle a deferred length.
+    pub declared_length: Option<u64>,
+    /// `Content-Length`, when the body has one.
+    pub content_length: Option<u64>,
+    pub body: BodyStream,
+}
+
+/// A full part on its way to the object store.
+struct PartJob {
+    number: u32,
+    data: Bytes,
+    /// Bytes of this part that this request brought (the rest was the tail).
+    new_bytes: u64,
+    consumes_tail: bool,
+    _budget: Option<OwnedSemaphorePermit>,
+}
+
+/// Why reading the body stopped.
+enum Ended {
+    Complete,
+    ClientGone(BodyError),
+    Released,
+    IdleTimeout,
+    Overflow,
+    Failed(Error),
+}
+
+/// What the committer needs, owned so it can run as its own task.
+#[derive(Clone)]
+struct CommitCtx {
+    objects: Arc<dyn ObjectStore>,
+    state: Arc<dyn StateStore>,
+    id: UploadId,
+    key: String,
+    multipart_id: String,
+    token: String,
+    in_flight: usize,
+}
+
+/// Where the committer left the upload: offset, tail length, first error.
+type Committed = (u64, u64, Option<Error>);
+
+impl UploadService {
+    /// Appends a PATCH body to an upload, then finishes it if it is complete.
+    ///
+    /// # Errors
+    /// 404, 409 on an offset mismatch, 413 past the length, 423 when the
+    /// upload stays busy, store failures. Bytes committed before an error
+    /// stay committed; HEAD reports them.
+    pub async fn append(&self, id: &UploadId, request: AppendRequest) -> Result<UploadInfo> {
+        let guard = self.locker.acquire(id, self.limits.lock_wait).await?;
+        let result = self.append_locked(id, &guard, request).await;
+        guard.release().await;
+        result
+    }
+
+    async fn append_locked(
+        &self,
+        id: &UploadId,
+        guard: &LockGuard,
+        request: AppendRequest,
+    ) -> Result<UploadInfo> {
+        let mut info = self.get(id).await?;
+        if request.offset != info.offset {
+            return Err(Error::OffsetMismatch {
+                expected: info.offset,
+                got: request.offset,
+            });
+        }
+        if let Some(length) = request.declared_length {
+            self.declare_length(guard, &mut info, length).await?;
+        }
+        let room = info.length.unwrap_or(info.max_length) - info.offset;
+        if let Some(sent) = request.content_length.filter(|&sent| sent > room) {
+            return Err(Error::TooLarge(format!(
+                "body of {sent} bytes exceeds the {room} bytes left in this upload"
+            )));
+        }
+        if info.state == UploadState::Receiving {
+            let (offset, received) = self.receive(guard, &info, request).await;
+            info.offset = offset;
+            received?;
+        }
+        if info.all_bytes_received() {
+            info = self.finish(guard, info).await?;
+        }
+        Ok(info)
+    }
+
+    /// Sets the length of a deferred upload (or accepts it again unchanged).
+    async fn declare_length(
+        &self,
+        guard: &LockGuard,
+        info: &mut UploadInfo,
+        length: u64,
+    ) -> Result<()> {
+        match info.length {
+            Some(known) if known == length => return Ok(()),
+            Some(known) => {
+                return Err(Error::BadRequest(format!(
+                    "Upload-Length is already {known} and cannot change"
+                )));
+            }
+            None => {}
+        }
+        if length < info.offset {
+            return Err(Error::BadRequest(format!(
+                "Upload-Length {length} is below the {} bytes already received",
+                info.offset
+            )));
+        }
+        if length > info.max_length {
+            return Err(Error::TooLarge(format!(
+                "Upload-Length {length} exceeds the {} bytes a deferred upload may reach",
+                info.max_length
+            )));
+        }
+        let tail = plan::tail_len(info.offset, info.part_size);
+        self.state
+            .commit(
+                &info.id,
+                guard.token(),
+                Commit {
+                    expected_offset: info.offset,
+                    expected_tail_len: tail,
+                    new_offset: info.offset,
+                    change: Change::SetLength(length),
+                },
+            )
+            .await?;
+        info.length = Some(length);
+        Ok(())
+    }
+
+    /// Streams the body into parts and the tail. Returns the offset reached
+    /// (always what is committed) and the error that stopped it, if any.
+    async fn receive(
+        &self,
+        guard: &LockGuard,
+        info: &UploadInfo,
+        request: AppendRequest,
+    ) -> (u64, Result<()>) {
+        let start = info.offset;
+        let start_tail = plan::tail_len(start, info.part_size);
+        let Some(multipart_id) = info.multipart_id.clone() else {
+            return (start, Err(Error::Internal("no multipart upload".into())));
+        };
+        let ctx = CommitCtx {
+            objects: self.objects.clone(),
+            state: self.state.clone(),
+            id: info.id.clone(),
+            key: info.object_key.clone(),
+            multipart_id,
+            token: guard.token().to_owned(),
+            in_flight: self.limits.parts_in_flight.max(1),
+        };
+        let (tx, rx) = mpsc::channel(1);
+        let committer = tokio::spawn(commit_parts(ctx, rx, start, start_tail));
+        let mut pending = BytesMut::new();
+        let ended = self
+            .read_body(guard, info, request, &tx, &mut pending)
+            .await;
+        drop(tx);
+        let (offset, tail, failure) = committer
+            .await
+            .unwrap_or_else(|e| (start, start_tail, Some(Error::Internal(e.to_string()))));
+        if let Some(e) = failure {
+            return (offset, Err(e));
+        }
+        let outcome = match ended {
+            Ended::Overflow => {
+                return (
+                    offset,
+                    Err(Error::TooLarge("body runs past the upload's length".into())),
+                );
+            }
+            Ended::Failed(e) => return (offset, Err(e)),
+            Ended::ClientGone(e) => {
+                tracing::info!(upload = %info.id, error = %e.0, "client went away; keeping what arrived");
+                Ok(())
+            }
+            Ended::IdleTimeout => {
+                tracing::info!(upload = %info.id, "body stalled; keeping what arrived");
+                Ok(())
+            }
+            Ended::Released => {
+                tracing::info!(upload = %info.id, "released the upload to another request");
+                Ok(())
+            }
+            Ended::Complete => Ok(()),
+        };
+        if pending.is_empty() {
+            return (offset, outcome);
+        }
+        let added = pending.len() as u64;
+        let appended = self
+            .state
+            .commit(
+                &info.id,
+                guard.token(),
+                Commit {
+                    expected_offset: offset,
+                    expected_tail_len: tail,
+                    new_offset: offset + added,
+                    change: Change::AppendTail(pending.freeze()),
+                },
+            )
+            .await;
+        match appended {
+            Ok(()) => (offset + added, outcome),
+            Err(e) => (offset, Err(e.into())),
+        }
+    }
+
+    /// Reads the body into `pending`, sending each full part to the committer.
+    async fn read_body(
+        &self,
+        guard: &LockGuard,
+        info: &UploadInfo,
+        request: AppendRequest,
+        parts: &mpsc::Sender<PartJob>,
+        pending: &mut BytesMut,
+    ) -> Ended {
+        let part_size = info.part_size;
+        let start = info.offset;
+        let start_tail = plan::tail_len(start, part_size);
+        let first_part = plan::part_number(start, part_size);
+        let limit = info.length.unwrap_or(info.max_length);
+        let mut body = request.body;
+        let mut cutter = Cutter::new(part_size, start);
+        let mut budget: Option<OwnedSemaphorePermit> = None;
+        loop {
+            let next = tokio::select! {
+                biased;
+                () = guard.stop_signal().cancelled() => return Ended::Released,
+                () = self.stopping.cancelled() => return Ended::Released,
+                next = tokio::time::timeout(self.limits.body_idle_timeout, body.next()) => next,
+            };
+            let mut chunk = match next {
+                Err(_) => return Ended::IdleTimeout,
+                Ok(None) => return Ended::Complete,
+                Ok(Some(Err(e))) => return Ended::ClientGone(e),
+                Ok(Some(Ok(chunk))) => chunk,
+            };
+            if cutter.position() + chunk.len() as u64 > limit {
+                return Ended::Overflow;
+            }
+            while !chunk.is_empty() {
+                let piece = cutter.take(chunk.len() as u64);
+                if budget.is_none() {
+                    // A new part buffer: reserve its share of the budget and
+                    // allocate once, as much as this part (or body) will need.
+                    let at = cutter.position() - piece.len;
+                    let room = part_size - at % part_size;
+                    let expected = request
+                        .content_length
+                        .map_or(room, |cl| room.min((start + cl).saturating_sub(at)));
+                    budget = Some(self.reserve(part_size).await);
+                    pending.reserve(usize::try_from(expected).unwrap_or(0));
+                }
+                pending.extend_from_slice(&chunk.split_to(piece.len as usize));
+                if !piece.fills_part {
+                    continue;
+                }
+                let consumes_tail = piece.part == first_part && start_tail > 0;
+                let new_bytes = pending.len() as u64;
+                let data = if consumes_tail {
+                    match self.state.read_tail(&info.id, start_tail).await {
+                        Ok(tail) => {
+                            let mut whole = BytesMut::with_capacity(tail.len() + pending.len());
+                            whole.extend_from_slice(&tail);
+                            whole.extend_from_slice(pending);
+                            pending.clear();
+                            whole.freeze()
+                        }
+                        Err(e) => return Ended::Failed(e.into()),
+                    }
+                } else {
+                    pending.split().freeze()
+                };
+                let job = PartJob {
+                    number: piece.part,
+                    data,
+                    new_bytes,
+                    consumes_tail,
+                    _budget: budget.take(),
+                };
+                if parts.send(job).await.is_err() {
+                    // The committer stopped on an error; it reports it.
+                    return Ended::Complete;
+                }
+            }
+        }
+    }
+
+    /// Waits for room in the global buffer budget for one part.
+    async fn reserve(&self, part_size: u64) -> OwnedSemaphorePermit {
+        let kib = u32::try_from(part_size.div_ceil(1024))
+            .unwrap_or(u32::MAX)
+            .min(self.limits.buffer_budget_kib);
+        loop {
+            if let Ok(permit) = self.budget.clone().acquire_many_owned(kib).await {
+                return permit;
+            }
+            // The semaphore is never closed; this is unreachable in practice.
+            tokio::task::yield_now().await;
+        }
+    }
+}
+
+/// Uploads parts (several at once) and commits them in order.
+async fn commit_parts(
+    ctx: CommitCtx,
+    rx: mpsc::Receiver<PartJob>,
+    mut offset: u64,
+    mut tail: u64,
+) -> Committed {
+    let jobs =
+        futures_util::stream::unfold(
+            rx,
+            |mut rx| async move { rx.recv().await.map(|job| (job, rx)) },
+        );
+    let uploads = jobs
+        .map(|job| {
+            let ctx = ctx.clone();
+            // Spawned, so parts keep moving while this task commits.
+            tokio::spawn(async move {
+                let etag = ctx
+                    .objects
+                    .upload_part(&ctx.key, &ctx.multipart_id, job.number, job.data.clone())
+                    .await;
+                (job, etag)
+            })
+        })
+        .buffered(ctx.in_flight);
+    futures_util::pin_mut!(uploads);
+    while let Some(joined) = uploads.next().await {
+        let (job, etag) = match joined {
+            Ok(done) => done,
+            Err(e) => return (offset, tail, Some(Error::Internal(e.to_string()))),
+        };
+        let etag = match etag {
+            Ok(etag) => etag,
+            Err(e) => return (offset, tail, Some(e.into())),
+        };
+        let commit = Commit {
+            expected_offset: offset,
+            expected_tail_len: tail,
+            new_offset: offset + job.new_bytes,
+            change: Change::Part {
+                record: PartRecord {
+                    number: job.number,
+                    etag,
+                    size: job.data.len() as u64,
+                },
+                consumes_tail: job.consumes_tail,
+            },
+        };
+        if let Err(e) = ctx.state.commit(&ctx.id, &ctx.token, commit).await {
+            return (offset, tail, Some(e.into()));
+        }
+        offset += job.new_bytes;
+        tail = 0;
+    }
+    (offset, tail, None)
+}

@@ -1,0 +1,139 @@
+//! Finishing an upload: receiving → completing → completed (decisions.md 5).
+//!
+//! Once every byte is acknowledged, the tail goes up as the last part, the
+//! upload moves to `completing`, CompleteMultipartUpload assembles the object
+//! and the upload moves to `completed`. Each step is idempotent: if the
+//! process dies or the store fails anywhere along the way, the next HEAD or
+//! PATCH runs `finish` again and picks up where it stopped, without
+//! re-uploading committed bytes. An upload is never reported complete before
+//! its object exists.
+
+use super::UploadService;
+use super::model::{PartRecord, UploadInfo, UploadState};
+use crate::error::{Error, Result};
+use crate::store::{Change, Commit, LockGuard, StoreError};
+
+impl UploadService {
+    /// Finishes an upload whose bytes have all arrived. The caller holds its lock.
+    pub(super) async fn finish(
+        &self,
+        guard: &LockGuard,
+        mut info: UploadInfo,
+    ) -> Result<UploadInfo> {
+        if info.state == UploadState::Completed || !info.all_bytes_received() {
+            return Ok(info);
+        }
+        if info.state == UploadState::Receiving {
+            self.upload_last_part(guard, &info).await?;
+            self.set_state(guard, &info, UploadState::Completing)
+                .await?;
+            info.state = UploadState::Completing;
+        }
+        self.complete_object(&info).await?;
+        self.set_state(guard, &info, UploadState::Completed).await?;
+        info.state = UploadState::Completed;
+        tracing::info!(upload = %info.id, length = info.offset, key = %info.object_key, "upload completed");
+        Ok(info)
+    }
+
+    /// Sends the tail up as the final part, unless the parts already cover
+    /// every byte (the upload ended exactly on the part grid).
+    async fn upload_last_part(&self, guard: &LockGuard, info: &UploadInfo) -> Result<()> {
+        let parts = self.state.parts(&info.id).await?;
+        let covered: u64 = parts.iter().map(|p| p.size).sum();
+        if covered >= info.offset {
+            return Ok(());
+        }
+        let Some(mp) = &info.multipart_id else {
+            return Err(Error::Internal(format!(
+                "upload {} has no multipart upload",
+                info.id
+            )));
+        };
+        let tail_len = info.offset - covered;
+        let tail = self.state.read_tail(&info.id, tail_len).await?;
+        let number = u32::try_from(parts.len() + 1)
+            .map_err(|_| Error::Internal("part count overflow".into()))?;
+        let etag = self
+            .objects
+            .upload_part(&info.object_key, mp, number, tail)
+            .await?;
+        let record = PartRecord {
+            number,
+            etag,
+            size: tail_len,
+        };
+        self.state
+            .commit(
+                &info.id,
+                guard.token(),
+                Commit {
+                    expected_offset: info.offset,
+                    expected_tail_len: tail_len,
+                    new_offset: info.offset,
+                    change: Change::Part {
+                        record,
+                        consumes_tail: true,
+                    },
+                },
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn set_state(
+        &self,
+        guard: &LockGuard,
+        info: &UploadInfo,
+        state: UploadState,
+    ) -> Result<()> {
+        self.state
+            .commit(
+                &info.id,
+                guard.token(),
+                Commit {
+                    expected_offset: info.offset,
+                    expected_tail_len: 0,
+                    new_offset: info.offset,
+                    change: Change::SetState(state),
+                },
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// CompleteMultipartUpload, made idempotent: if the multipart upload is
+    /// already gone and the object exists with the right size, a previous
+    /// attempt succeeded.
+    async fn complete_object(&self, info: &UploadInfo) -> Result<()> {
+        let key = &info.object_key;
+        let Some(mp) = &info.multipart_id else {
+            // Created empty: the object was written at creation.
+            return Ok(());
+        };
+        if info.offset == 0 {
+            // A deferred upload that turned out empty: S3 needs at least one
+            // part, so write the empty object directly instead.
+            self.objects.abort_multipart(key, mp).await?;
+            self.objects
+                .put_object(key, info.content_type.as_deref(), bytes::Bytes::new())
+                .await?;
+            return Ok(());
+        }
+        let parts = self.state.parts(&info.id).await?;
+        match self.objects.complete_multipart(key, mp, &parts).await {
+            Ok(()) => Ok(()),
+            Err(StoreError::NotFound(detail)) => {
+                if self.objects.object_size(key).await? == Some(info.offset) {
+                    Ok(())
+                } else {
+                    Err(Error::Internal(format!(
+                        "upload {}: multipart upload gone and object missing: {detail}",
+                        info.id
+                    )))
+                }
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+}
