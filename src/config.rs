@@ -194,6 +194,7 @@ impl Config {
                 endpoint: given(&self.s3_endpoint),
                 region: given(&self.s3_region),
                 force_path_style: self.s3_force_path_style,
+                credentials: None,
             },
             key_prefix: self.s3_prefix.clone(),
             redis_url,

@@ -2,78 +2,103 @@
 //!
 //! Browsers can only read response headers that are exposed, and a tus client
 //! that cannot read `Location` or `Upload-Offset` fails in confusing ways, so
-//! every tus header is exposed. Preflight requests are answered here, before
-//! the tus handlers see them.
+//! every tus header is exposed. Only a real preflight (OPTIONS with `Origin`
+//! and `Access-Control-Request-Method`) is answered here; a plain OPTIONS is
+//! tus discovery and reaches the tus handler, which general-purpose CORS
+//! layers get wrong by answering every OPTIONS themselves.
 
-use crate::protocol::names;
-use axum::http::{HeaderName, HeaderValue, Method};
-use std::time::Duration;
-use tower_http::cors::{AllowOrigin, CorsLayer};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header as h};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use std::sync::Arc;
 
-const ALLOWED: &[&str] = &[
-    "authorization",
-    "content-type",
-    "origin",
-    "x-requested-with",
-    "x-request-id",
-    names::METHOD_OVERRIDE,
-    names::TUS_RESUMABLE,
-    names::UPLOAD_LENGTH,
-    names::UPLOAD_OFFSET,
-    names::UPLOAD_METADATA,
-    names::UPLOAD_DEFER_LENGTH,
-    names::UPLOAD_CONCAT,
-    "upload-checksum",
-];
+const ALLOWED: &str = "authorization, content-type, origin, x-requested-with, x-request-id, \
+    x-http-method-override, tus-resumable, upload-length, upload-offset, upload-metadata, \
+    upload-defer-length, upload-concat, upload-checksum";
 
-const EXPOSED: &[&str] = &[
-    "location",
-    names::UPLOAD_OFFSET,
-    names::UPLOAD_LENGTH,
-    names::UPLOAD_METADATA,
-    names::UPLOAD_DEFER_LENGTH,
-    names::UPLOAD_EXPIRES,
-    names::UPLOAD_CONCAT,
-    names::TUS_RESUMABLE,
-    names::TUS_VERSION,
-    names::TUS_EXTENSION,
-    names::TUS_MAX_SIZE,
-    "tus-checksum-algorithm",
-];
+const EXPOSED: &str = "location, upload-offset, upload-length, upload-metadata, \
+    upload-defer-length, upload-expires, upload-concat, tus-resumable, tus-version, \
+    tus-extension, tus-max-size, tus-checksum-algorithm";
 
-/// A CORS layer allowing `origins` (any origin when empty or `*`).
-pub(super) fn layer(origins: &[String]) -> CorsLayer {
-    let any = origins.is_empty() || origins.iter().any(|o| o == "*");
-    let allow_origin = if any {
-        AllowOrigin::any()
-    } else {
-        AllowOrigin::list(
-            origins
+const METHODS: &str = "GET, HEAD, POST, PATCH, DELETE, OPTIONS";
+
+/// Which origins may call partway from a browser.
+#[derive(Debug, Clone)]
+pub(super) struct Cors {
+    any: bool,
+    origins: Arc<[HeaderValue]>,
+}
+
+impl Cors {
+    /// Allows `origins`; any origin when the list is empty or holds `*`.
+    pub(super) fn new(origins: &[String]) -> Self {
+        Self {
+            any: origins.is_empty() || origins.iter().any(|o| o == "*"),
+            origins: origins
                 .iter()
-                .filter_map(|o| HeaderValue::from_str(o.trim_end_matches('/')).ok()),
-        )
+                .filter_map(|o| HeaderValue::from_str(o.trim_end_matches('/')).ok())
+                .collect(),
+        }
+    }
+
+    fn allows(&self, origin: &HeaderValue) -> bool {
+        self.any || self.origins.iter().any(|o| o == origin)
+    }
+
+    fn decorate(&self, origin: &HeaderValue, headers: &mut HeaderMap) {
+        if self.any {
+            headers.insert(
+                h::ACCESS_CONTROL_ALLOW_ORIGIN,
+                HeaderValue::from_static("*"),
+            );
+        } else {
+            headers.insert(h::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+            headers.append(h::VARY, HeaderValue::from_static("origin"));
+        }
+        headers.insert(
+            h::ACCESS_CONTROL_EXPOSE_HEADERS,
+            HeaderValue::from_static(EXPOSED),
+        );
+    }
+}
+
+/// Answers preflights and adds CORS headers to responses for allowed origins.
+pub(super) async fn middleware(State(cors): State<Cors>, request: Request, next: Next) -> Response {
+    let Some(origin) = request.headers().get(h::ORIGIN).cloned() else {
+        return next.run(request).await;
     };
-    CorsLayer::new()
-        .allow_origin(allow_origin)
-        .allow_methods([
-            Method::GET,
-            Method::HEAD,
-            Method::POST,
-            Method::PATCH,
-            Method::DELETE,
-            Method::OPTIONS,
-        ])
-        .allow_headers(
-            ALLOWED
-                .iter()
-                .map(|h| HeaderName::from_static(h))
-                .collect::<Vec<_>>(),
-        )
-        .expose_headers(
-            EXPOSED
-                .iter()
-                .map(|h| HeaderName::from_static(h))
-                .collect::<Vec<_>>(),
-        )
-        .max_age(Duration::from_secs(86_400))
+    if !cors.allows(&origin) {
+        // No CORS headers: the browser refuses the response.
+        return next.run(request).await;
+    }
+    let preflight = request.method() == Method::OPTIONS
+        && request
+            .headers()
+            .contains_key(h::ACCESS_CONTROL_REQUEST_METHOD);
+    if !preflight {
+        let mut response = next.run(request).await;
+        cors.decorate(&origin, response.headers_mut());
+        return response;
+    }
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    let headers = response.headers_mut();
+    cors.decorate(&origin, headers);
+    headers.insert(
+        h::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static(METHODS),
+    );
+    // Allow what the page asks for (its origin is allowed), else the tus set.
+    let requested = request
+        .headers()
+        .get(h::ACCESS_CONTROL_REQUEST_HEADERS)
+        .cloned()
+        .unwrap_or_else(|| HeaderValue::from_static(ALLOWED));
+    headers.insert(h::ACCESS_CONTROL_ALLOW_HEADERS, requested);
+    headers.insert(h::ACCESS_CONTROL_MAX_AGE, HeaderValue::from(86_400));
+    headers.append(
+        h::VARY,
+        HeaderValue::from_static("access-control-request-headers"),
+    );
+    response
 }

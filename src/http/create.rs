@@ -2,16 +2,16 @@
 //! `creation-with-upload` and `creation-defer-length`).
 
 use super::{
-    AppState, check_version, content_length, effective_method, header, is_offset_stream, u64_header,
+    AppState, body_stream, check_version, content_length, effective_method, header,
+    is_offset_stream, u64_header,
 };
 use crate::error::{Error, Result};
 use crate::protocol::metadata::Metadata;
 use crate::protocol::{self, headers as tus, names};
-use crate::upload::{AppendRequest, BodyError, BodyStream, NewUpload};
+use crate::upload::{AppendRequest, NewUpload};
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header as h};
 use axum::response::{IntoResponse, Response};
-use futures_util::TryStreamExt;
 
 /// Dispatches a request on the collection URL.
 pub(crate) async fn collection(State(app): State<AppState>, request: Request) -> Response {
@@ -40,15 +40,6 @@ pub(crate) fn options(app: &AppState) -> Response {
         HeaderValue::from(app.service.limits().max_size),
     );
     response
-}
-
-fn body_stream(request: Request) -> BodyStream {
-    Box::pin(
-        request
-            .into_body()
-            .into_data_stream()
-            .map_err(|e| BodyError(e.to_string())),
-    )
 }
 
 /// Reads `Upload-Length` / `Upload-Defer-Length`; exactly one must be there.

@@ -14,12 +14,13 @@ mod resource;
 
 use crate::error::{Error, Result};
 use crate::protocol::{self, names};
-use crate::upload::UploadService;
+use crate::upload::{BodyError, BodyStream, UploadService};
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderMap, HeaderValue, Method};
 use axum::response::Response;
 use axum::routing::any;
+use futures_util::TryStreamExt;
 use std::sync::Arc;
 
 /// How the HTTP layer presents itself.
@@ -62,7 +63,10 @@ pub fn router(service: Arc<UploadService>, config: &HttpConfig) -> Router {
     }
     router
         .layer(axum::middleware::map_response(common_headers))
-        .layer(cors::layer(&config.cors_origins))
+        .layer(axum::middleware::from_fn_with_state(
+            cors::Cors::new(&config.cors_origins),
+            cors::middleware,
+        ))
         // Bodies are streamed and bounded by the upload's length instead.
         .layer(DefaultBodyLimit::disable())
         .with_state(state)
@@ -97,6 +101,16 @@ fn check_version(headers: &HeaderMap) -> Result<()> {
         Some(v) if protocol::headers::is_supported_version(v.as_bytes()) => Ok(()),
         _ => Err(Error::UnsupportedVersion),
     }
+}
+
+/// The request body as the core's stream type.
+fn body_stream(request: Request) -> BodyStream {
+    Box::pin(
+        request
+            .into_body()
+            .into_data_stream()
+            .map_err(|e| BodyError(e.to_string())),
+    )
 }
 
 /// A header's raw bytes, if present.

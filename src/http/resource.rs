@@ -3,16 +3,16 @@
 
 use super::create::options;
 use super::{
-    AppState, check_version, content_length, effective_method, is_offset_stream, u64_header,
+    AppState, body_stream, check_version, content_length, effective_method, is_offset_stream,
+    u64_header,
 };
 use crate::error::{Error, Result};
 use crate::protocol::names;
+use crate::upload::AppendRequest;
 use crate::upload::model::{UploadId, UploadInfo};
-use crate::upload::{AppendRequest, BodyError, BodyStream};
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header as h};
 use axum::response::{IntoResponse, Response};
-use futures_util::TryStreamExt;
 
 /// Dispatches a request on an upload URL.
 pub(crate) async fn upload(
@@ -71,12 +71,7 @@ async fn patch(app: &AppState, id: &UploadId, request: Request) -> Result<Respon
         .ok_or_else(|| Error::BadRequest("Upload-Offset is required".into()))?;
     let declared_length = u64_header(headers, names::UPLOAD_LENGTH, "Upload-Length")?;
     let content_length = content_length(headers)?;
-    let body: BodyStream = Box::pin(
-        request
-            .into_body()
-            .into_data_stream()
-            .map_err(|e| BodyError(e.to_string())),
-    );
+    let body = body_stream(request);
     let info = app
         .service
         .append(

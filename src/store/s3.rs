@@ -15,7 +15,7 @@ use aws_sdk_s3::Client;
 use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::timeout::TimeoutConfig;
 use aws_sdk_s3::config::{
-    BehaviorVersion, Region, RequestChecksumCalculation, ResponseChecksumValidation,
+    BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
 };
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
@@ -32,6 +32,9 @@ pub struct S3Settings {
     /// `None` takes the region from the standard AWS chain.
     pub region: Option<String>,
     pub force_path_style: bool,
+    /// Fixed credentials (access key id, secret) instead of the AWS chain;
+    /// for embedders that manage their own, and for tests.
+    pub credentials: Option<(String, String)>,
 }
 
 /// A bucket reached through aws-sdk-s3.
@@ -69,6 +72,15 @@ impl S3Objects {
         let mut loader = aws_config::defaults(BehaviorVersion::latest());
         if let Some(region) = &settings.region {
             loader = loader.region(Region::new(region.clone()));
+        }
+        if let Some((id, secret)) = &settings.credentials {
+            loader = loader.credentials_provider(Credentials::new(
+                id.clone(),
+                secret.clone(),
+                None,
+                None,
+                "partway-settings",
+            ));
         }
         let shared = loader.load().await;
         let mut config = aws_sdk_s3::config::Builder::from(&shared)

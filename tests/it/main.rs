@@ -1,1 +1,12 @@
-//! placeholder
+//! Integration tests: partway over HTTP against a real redis-server and a
+//! real S3-protocol server (moto, which enforces the 5 MiB part minimum),
+//! both started by the tests on ephemeral loopback ports. Every upload is read
+//! back from S3 and compared byte for byte.
+
+mod concurrency;
+mod helpers;
+mod js_client;
+mod protocol;
+mod resume;
+mod servers;
+mod uploads;

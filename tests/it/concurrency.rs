@@ -1,0 +1,59 @@
+//! Two writers on one upload: the lock lets one in at a time, and bytes from
+//! the two never interleave.
+
+use crate::helpers::{MIB, TestApp, data, header_u64};
+use reqwest::StatusCode;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_patch_never_interleaves_with_the_first() {
+    let app = TestApp::spawn().await;
+    let first = data(12 * MIB, 10);
+    let second = data(12 * MIB, 11);
+    let url = app.create(Some(first.len() as u64)).await;
+
+    // The first writer sends 1 MiB, then stalls with its request still open.
+    let (tx, rx) = mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
+    tx.send(Ok(first[..MIB].to_vec())).await.expect("send");
+    let body = reqwest::Body::wrap_stream(futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    }));
+    let stalled = {
+        let http = app.http.clone();
+        let url = url.clone();
+        tokio::spawn(async move {
+            http.patch(&url)
+                .header("Tus-Resumable", "1.0.0")
+                .header("Content-Type", "application/offset+octet-stream")
+                .header("Upload-Offset", "0")
+                .body(body)
+                .send()
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // The second writer asks for the upload. The first is told to let go,
+    // keeps its 1 MiB, and the second's offset 0 is now stale.
+    let response = app.patch(&url, 0, second.clone()).await;
+    assert!(
+        [StatusCode::CONFLICT, StatusCode::LOCKED].contains(&response.status()),
+        "second writer got {}",
+        response.status()
+    );
+    drop(tx);
+    let _ = stalled.await;
+    let offset = app.offset(&url).await;
+    assert_eq!(
+        offset, MIB as u64,
+        "the first writer's bytes were kept, nothing of the second"
+    );
+    let rest = app.patch(&url, offset, first[MIB..].to_vec()).await;
+    assert_eq!(rest.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        header_u64(rest.headers(), "upload-offset"),
+        Some(first.len() as u64)
+    );
+    app.assert_object(&url, &first).await;
+}

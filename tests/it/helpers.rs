@@ -1,0 +1,308 @@
+//! A partway per test, on its own loopback port and key prefixes, plus a
+//! minimal tus client and S3 read-back helpers.
+
+use crate::servers::servers;
+use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+use partway::Partway;
+use partway::config::{Backend, Settings};
+use partway::http::HttpConfig;
+use partway::server::serve;
+use partway::store::s3::S3Settings;
+use reqwest::header::HeaderMap;
+use reqwest::{Response, StatusCode};
+use std::net::SocketAddr;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub const MIB: usize = 1 << 20;
+pub const KIB: usize = 1 << 10;
+
+/// Deterministic pseudo-random bytes, different for each seed.
+pub fn data(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+fn unique(tag: &str) -> String {
+    format!("{tag}-{:016x}", rand::random::<u64>())
+}
+
+/// One running partway against the shared Redis and S3 servers.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub settings: Settings,
+    pub s3: aws_sdk_s3::Client,
+    pub bucket: String,
+    pub key_prefix: String,
+    pub http: reqwest::Client,
+    partway: Option<Partway>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl TestApp {
+    /// A fresh partway with 5 MiB parts and unique key prefixes.
+    pub async fn spawn() -> Self {
+        let _ = tracing_subscriber::fmt()
+            .with_test_writer()
+            .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "partway=warn".into()))
+            .try_init();
+        let servers = servers();
+        let key_prefix = format!("{}/", unique("it"));
+        let creds = ("test-access-key".to_owned(), "test-secret-key".to_owned());
+        let settings = Settings {
+            listen: "127.0.0.1:0".parse().expect("addr"),
+            http: HttpConfig::default(),
+            backend: Backend::S3 {
+                s3: S3Settings {
+                    bucket: servers.bucket.clone(),
+                    endpoint: Some(servers.s3_endpoint.clone()),
+                    region: Some("us-east-1".into()),
+                    force_path_style: true,
+                    credentials: Some(creds.clone()),
+                },
+                key_prefix: key_prefix.clone(),
+                redis_url: servers.redis_url.clone(),
+                redis_prefix: format!("{}:", unique("it")),
+            },
+            part_size: 5 * MIB as u64,
+            max_size: None,
+        };
+        let s3 = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::Config::builder()
+                .behavior_version(BehaviorVersion::latest())
+                .credentials_provider(Credentials::new(creds.0, creds.1, None, None, "test"))
+                .region(Region::new("us-east-1"))
+                .endpoint_url(&servers.s3_endpoint)
+                .force_path_style(true)
+                .build(),
+        );
+        // Every test tries; the first creates it, the rest are told it exists.
+        let _ = s3.create_bucket().bucket(&servers.bucket).send().await;
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
+            .build()
+            .expect("http client");
+        let mut app = Self {
+            addr: settings.listen,
+            settings,
+            s3,
+            bucket: servers.bucket.clone(),
+            key_prefix,
+            http,
+            partway: None,
+            shutdown: None,
+            task: None,
+        };
+        app.start().await;
+        app
+    }
+
+    async fn start(&mut self) {
+        let partway = Partway::from_settings(&self.settings)
+            .await
+            .expect("partway starts");
+        let listener = TcpListener::bind(self.addr).await.expect("bind");
+        self.addr = listener.local_addr().expect("local addr");
+        let (tx, rx) = oneshot::channel::<()>();
+        let router = partway.router();
+        let service = partway.service().clone();
+        self.task = Some(tokio::spawn(async move {
+            let stop = async move {
+                let _ = rx.await;
+            };
+            serve(listener, router, service, stop).await.expect("serve");
+        }));
+        self.shutdown = Some(tx);
+        self.partway = Some(partway);
+    }
+
+    /// Stops this partway gracefully and starts a new one on the same port
+    /// and the same stores, as a process restart would.
+    pub async fn restart(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.expect("server task");
+        }
+        self.partway = None;
+        self.start().await;
+    }
+
+    /// The collection URL.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}/files/", self.addr)
+    }
+
+    /// POSTs a new upload and returns its URL.
+    pub async fn create(&self, length: Option<u64>) -> String {
+        let response = self.post(length, &[]).await;
+        assert_eq!(response.status(), StatusCode::CREATED, "create upload");
+        location(&response)
+    }
+
+    /// POSTs with the given extra headers.
+    pub async fn post(&self, length: Option<u64>, extra: &[(&str, &str)]) -> Response {
+        let mut request = self
+            .http
+            .post(self.endpoint())
+            .header("Tus-Resumable", "1.0.0");
+        request = match length {
+            Some(l) => request.header("Upload-Length", l.to_string()),
+            None => request.header("Upload-Defer-Length", "1"),
+        };
+        for (k, v) in extra {
+            request = request.header(*k, *v);
+        }
+        request.send().await.expect("POST")
+    }
+
+    pub async fn head(&self, url: &str) -> Response {
+        self.http
+            .head(url)
+            .header("Tus-Resumable", "1.0.0")
+            .send()
+            .await
+            .expect("HEAD")
+    }
+
+    /// The offset HEAD reports.
+    pub async fn offset(&self, url: &str) -> u64 {
+        let response = self.head(url).await;
+        assert_eq!(response.status(), StatusCode::OK, "HEAD {url}");
+        header_u64(response.headers(), "upload-offset").expect("Upload-Offset")
+    }
+
+    /// PATCHes `body` with a Content-Length.
+    pub async fn patch(&self, url: &str, offset: u64, body: Vec<u8>) -> Response {
+        self.patch_with(url, offset, reqwest::Body::from(body), &[])
+            .await
+    }
+
+    /// PATCHes `body` with chunked transfer encoding, in chunks of `chunk` bytes.
+    pub async fn patch_chunked(
+        &self,
+        url: &str,
+        offset: u64,
+        body: Vec<u8>,
+        chunk: usize,
+    ) -> Response {
+        let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+            body.chunks(chunk.max(1)).map(|c| Ok(c.to_vec())).collect();
+        let stream = futures_util::stream::iter(chunks);
+        self.patch_with(url, offset, reqwest::Body::wrap_stream(stream), &[])
+            .await
+    }
+
+    pub async fn patch_with(
+        &self,
+        url: &str,
+        offset: u64,
+        body: reqwest::Body,
+        extra: &[(&str, &str)],
+    ) -> Response {
+        let mut request = self
+            .http
+            .patch(url)
+            .header("Tus-Resumable", "1.0.0")
+            .header("Content-Type", "application/offset+octet-stream")
+            .header("Upload-Offset", offset.to_string());
+        for (k, v) in extra {
+            request = request.header(*k, *v);
+        }
+        request.body(body).send().await.expect("PATCH")
+    }
+
+    /// The object key of an upload URL.
+    pub fn key_of(&self, url: &str) -> String {
+        format!("{}{}", self.key_prefix, id_of(url))
+    }
+
+    /// The stored object of an upload, read back from S3.
+    pub async fn object(&self, url: &str) -> Vec<u8> {
+        let out = self
+            .s3
+            .get_object()
+            .bucket(&self.bucket)
+            .key(self.key_of(url))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("object of {url}: {e:?}"));
+        out.body
+            .collect()
+            .await
+            .expect("object body")
+            .into_bytes()
+            .to_vec()
+    }
+
+    /// Whether any S3 object exists for the upload.
+    pub async fn object_exists(&self, url: &str) -> bool {
+        self.s3
+            .head_object()
+            .bucket(&self.bucket)
+            .key(self.key_of(url))
+            .send()
+            .await
+            .is_ok()
+    }
+
+    /// Multipart uploads still open under this app's key prefix.
+    pub async fn open_multipart_uploads(&self) -> usize {
+        let listed = self
+            .s3
+            .list_multipart_uploads()
+            .bucket(&self.bucket)
+            .prefix(&self.key_prefix)
+            .send()
+            .await
+            .expect("ListMultipartUploads");
+        listed.uploads().len()
+    }
+
+    /// Asserts the stored object equals `expected` byte for byte.
+    pub async fn assert_object(&self, url: &str, expected: &[u8]) {
+        let stored = self.object(url).await;
+        assert_eq!(stored.len(), expected.len(), "object size of {url}");
+        assert!(stored == expected, "object bytes of {url} differ");
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// The last path segment of an upload URL.
+pub fn id_of(url: &str) -> &str {
+    url.rsplit('/').next().unwrap_or(url)
+}
+
+pub fn location(response: &Response) -> String {
+    response
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .expect("Location header")
+        .to_owned()
+}
+
+pub fn header_u64(headers: &HeaderMap, name: &str) -> Option<u64> {
+    headers.get(name)?.to_str().ok()?.parse().ok()
+}
+
+pub fn header_str<'a>(response: &'a Response, name: &str) -> Option<&'a str> {
+    response.headers().get(name)?.to_str().ok()
+}

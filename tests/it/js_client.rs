@@ -1,0 +1,85 @@
+//! The real tus-js-client (npm) under Node uploads through partway into S3,
+//! and resumes an interrupted upload from its fingerprint store.
+
+use crate::helpers::{MIB, TestApp, data};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// What `tests/js/upload.mjs` reports.
+struct Outcome {
+    url: String,
+    resumed_from: Option<u64>,
+}
+
+fn script() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/js");
+    assert!(
+        dir.join("node_modules/tus-js-client").exists(),
+        "tus-js-client is not installed: run tests/run.sh (or `npm ci` in tests/js)"
+    );
+    dir.join("upload.mjs")
+}
+
+async fn run_js(app: &TestApp, bytes: &[u8], args: &[&str]) -> Outcome {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("upload.bin");
+    std::fs::write(&file, bytes).expect("write source file");
+    let store = dir.path().join("fingerprints.json");
+    let mut command = Command::new("node");
+    command
+        .arg(script())
+        .arg("--endpoint")
+        .arg(app.endpoint())
+        .arg("--file")
+        .arg(&file)
+        .arg("--store")
+        .arg(&store)
+        .args(args);
+    let output = tokio::task::spawn_blocking(move || command.output())
+        .await
+        .expect("join")
+        .expect("node runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "tus-js-client failed: {stderr}\n{stdout}"
+    );
+    let line = stdout.lines().last().unwrap_or_default();
+    let json: serde_json::Value = serde_json::from_str(line).expect("JSON outcome");
+    Outcome {
+        url: json["url"].as_str().expect("url").to_owned(),
+        resumed_from: json["resumedFrom"].as_u64(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tus_js_client_uploads_whole_files() {
+    let app = TestApp::spawn().await;
+    for (size, args) in [
+        (0, &[][..]),
+        (1, &[]),
+        (20 * MIB + 17, &[]),
+        (11 * MIB, &["--chunk-size", "1048576"]),
+    ] {
+        let bytes = data(size, 20 + size as u64);
+        let outcome = run_js(&app, &bytes, args).await;
+        app.assert_object(&outcome.url, &bytes).await;
+    }
+    assert_eq!(app.open_multipart_uploads().await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tus_js_client_resumes_an_interrupted_upload() {
+    let app = TestApp::spawn().await;
+    // In chunks (the abort falls between PATCHes), then as one PATCH cut mid-body.
+    for args in [&["--resume", "--chunk-size", "1048576"][..], &["--resume"]] {
+        let bytes = data(30 * MIB, 31);
+        let outcome = run_js(&app, &bytes, args).await;
+        let resumed = outcome
+            .resumed_from
+            .expect("a resumed upload reports its offset");
+        assert!(resumed > 0, "resumed from {resumed}, not restarted");
+        app.assert_object(&outcome.url, &bytes).await;
+    }
+}

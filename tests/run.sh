@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh machine: installs what the tests need
+# (redis-server from Debian's packages, a pinned moto S3 server in a venv,
+# tus-js-client from npm), checks formatting and lints, then runs every test.
+# The tests start their own redis-server and moto on ephemeral loopback ports.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+env_dir=target/test-env
+mkdir -p "$env_dir/bin"
+
+if ! command -v redis-server >/dev/null; then
+  echo "== installing redis-server"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq && apt-get install -y -qq redis-server >/dev/null
+fi
+ln -sf "$(command -v redis-server)" "$env_dir/bin/redis-server"
+
+moto_version=5.2.5  # 5.2.1 answers CompleteMultipartUpload with an XML root aws-sdk-s3 rejects
+if [ "$("$env_dir/venv/bin/python" -c 'import moto; print(moto.__version__)' 2>/dev/null)" != "$moto_version" ]; then
+  echo "== installing moto $moto_version"
+  python3 -m venv "$env_dir/venv"
+  "$env_dir/venv/bin/pip" install -q "moto[server]==$moto_version"
+fi
+ln -sf ../venv/bin/moto_server "$env_dir/bin/moto_server"
+
+if [ ! -d tests/js/node_modules/tus-js-client ] || [ tests/js/package-lock.json -nt tests/js/node_modules ]; then
+  echo "== installing tus-js-client"
+  (cd tests/js && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+echo "== cargo fmt --check"
+cargo fmt --check
+echo "== cargo clippy"
+cargo clippy --all-targets -- -D warnings
+echo "== cargo test"
+cargo test --all-targets
