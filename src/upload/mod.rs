@@ -8,6 +8,8 @@ mod append;
 mod finish;
 pub mod model;
 pub mod plan;
+#[cfg(test)]
+mod tests;
 
 pub use append::{AppendRequest, BodyError, BodyStream};
 

@@ -1,0 +1,219 @@
+//! Core tests: the real PATCH pipeline over the embedded store, with the part
+//! limits shrunk so that many parts fit in a small test. The store enforces
+//! the multipart rules (minimum size of every part but the last, contiguous
+//! part numbers, matching ETags), so a pipeline that cut parts wrongly fails.
+
+use super::*;
+use crate::store::local::LocalObjects;
+use crate::store::local_lock::LocalLocker;
+use crate::store::local_state::LocalState;
+use bytes::Bytes;
+use proptest::prelude::*;
+
+const PART: u64 = 1024;
+
+fn service(dir: &std::path::Path) -> (UploadService, LocalObjects) {
+    let parts = PartLimits {
+        min_part_size: PART,
+        max_part_size: 1 << 20,
+        max_parts: 10_000,
+        granularity: 1,
+        max_object_size: 1 << 30,
+    };
+    let objects = LocalObjects::new(dir, parts);
+    let limits = Limits {
+        parts,
+        part_size: PART,
+        max_size: 1 << 20,
+        max_deferred_size: 64 * PART,
+        lock_wait: Duration::from_secs(1),
+        parts_in_flight: 2,
+        buffer_budget_kib: 64,
+        body_idle_timeout: Duration::from_secs(5),
+    };
+    let service = UploadService::new(
+        Arc::new(objects.clone()),
+        Arc::new(LocalState::new(dir)),
+        Arc::new(LocalLocker::new()),
+        limits,
+        "",
+    );
+    (service, objects)
+}
+
+/// A body made of the given chunks, optionally failing after them.
+fn body(chunks: Vec<Vec<u8>>, then_fail: bool) -> BodyStream {
+    let mut items: Vec<std::result::Result<Bytes, BodyError>> =
+        chunks.into_iter().map(|c| Ok(Bytes::from(c))).collect();
+    if then_fail {
+        items.push(Err(BodyError("connection reset".into())));
+    }
+    Box::pin(futures_util::stream::iter(items))
+}
+
+/// Splits `data` into pieces of the given sizes (the last takes the rest).
+fn split(data: &[u8], sizes: &[usize]) -> Vec<Vec<u8>> {
+    let mut rest = data;
+    let mut out = Vec::new();
+    for &s in sizes {
+        let (now, later) = rest.split_at(s.min(rest.len()));
+        out.push(now.to_vec());
+        rest = later;
+    }
+    out.push(rest.to_vec());
+    out
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+async fn upload_in_patches(
+    service: &UploadService,
+    objects: &LocalObjects,
+    data: &[u8],
+    patch_sizes: &[usize],
+    chunk_sizes: &[usize],
+    deferred: bool,
+) -> Vec<u8> {
+    let length = (!deferred).then_some(data.len() as u64);
+    let info = service
+        .create(NewUpload {
+            length,
+            metadata: None,
+        })
+        .await
+        .expect("create");
+    let patches = split(data, patch_sizes);
+    let count = patches.len();
+    let mut offset = 0u64;
+    for (i, patch) in patches.into_iter().enumerate() {
+        let last = i + 1 == count;
+        let len = patch.len() as u64;
+        let after = service
+            .append(
+                &info.id,
+                AppendRequest {
+                    offset,
+                    declared_length: (deferred && last).then_some(data.len() as u64),
+                    content_length: (i % 2 == 0).then_some(len),
+                    body: body(split(&patch, chunk_sizes), false),
+                },
+            )
+            .await
+            .expect("append");
+        offset += len;
+        assert_eq!(after.offset, offset);
+    }
+    let info = service.head(&info.id).await.expect("head");
+    assert_eq!(info.state, UploadState::Completed);
+    let path = objects.path_of(&info.object_key).expect("object path");
+    std::fs::read(path).expect("object exists")
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    #[test]
+    fn any_patch_and_chunk_split_stores_the_exact_bytes(
+        data in proptest::collection::vec(any::<u8>(), 0..6000),
+        patch_sizes in proptest::collection::vec(
+            prop_oneof![Just(0usize), Just(1usize), 0usize..3000], 0..8),
+        chunk_sizes in proptest::collection::vec(
+            prop_oneof![Just(0usize), Just(1usize), 0usize..1500], 0..6),
+        deferred in any::<bool>(),
+    ) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (service, objects) = service(dir.path());
+        let stored = runtime().block_on(upload_in_patches(
+            &service, &objects, &data, &patch_sizes, &chunk_sizes, deferred,
+        ));
+        prop_assert_eq!(stored, data);
+    }
+}
+
+#[tokio::test]
+async fn a_broken_body_keeps_every_byte_that_arrived() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (service, objects) = service(dir.path());
+    let data: Vec<u8> = (0..5000u32).map(|i| (i % 251) as u8).collect();
+    let info = service
+        .create(NewUpload {
+            length: Some(5000),
+            metadata: None,
+        })
+        .await
+        .expect("create");
+    // 2500 bytes arrive (two full parts and a tail of 452), then the line dies.
+    let after = service
+        .append(
+            &info.id,
+            AppendRequest {
+                offset: 0,
+                declared_length: None,
+                content_length: Some(5000),
+                body: body(split(&data[..2500], &[700, 1]), true),
+            },
+        )
+        .await
+        .expect("a cut body is not an error of the upload");
+    assert_eq!(after.offset, 2500);
+    assert_eq!(service.head(&info.id).await.expect("head").offset, 2500);
+    let done = service
+        .append(
+            &info.id,
+            AppendRequest {
+                offset: 2500,
+                declared_length: None,
+                content_length: None,
+                body: body(vec![data[2500..].to_vec()], false),
+            },
+        )
+        .await
+        .expect("resume");
+    assert_eq!(done.state, UploadState::Completed);
+    let stored = std::fs::read(objects.path_of(&info.object_key).expect("path")).expect("object");
+    assert_eq!(stored, data);
+}
+
+#[tokio::test]
+async fn a_completed_upload_accepts_an_empty_patch_and_refuses_more() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (service, _) = service(dir.path());
+    let info = service
+        .create(NewUpload {
+            length: Some(3),
+            metadata: None,
+        })
+        .await
+        .expect("create");
+    let patch = |offset, content: &[u8]| AppendRequest {
+        offset,
+        declared_length: None,
+        content_length: Some(content.len() as u64),
+        body: body(vec![content.to_vec()], false),
+    };
+    service
+        .append(&info.id, patch(0, b"abc"))
+        .await
+        .expect("append");
+    let again = service
+        .append(&info.id, patch(3, b""))
+        .await
+        .expect("empty PATCH");
+    assert_eq!(again.offset, 3);
+    assert!(matches!(
+        service.append(&info.id, patch(3, b"d")).await,
+        Err(Error::TooLarge(_))
+    ));
+    assert!(matches!(
+        service.append(&info.id, patch(0, b"abc")).await,
+        Err(Error::OffsetMismatch {
+            expected: 3,
+            got: 0
+        })
+    ));
+}
