@@ -27,6 +27,11 @@ pub enum Error {
     /// 404: no such upload (never created, terminated, or not an id of ours).
     #[error("upload not found")]
     NotFound,
+    /// 404: the store lost the upload's multipart upload (a lifecycle rule or
+    /// the store's own cleanup aborted it); its state is removed and the
+    /// client must start over. The detail is logged.
+    #[error("upload no longer exists in storage; start a new upload")]
+    UploadLost(String),
     /// 409: `Upload-Offset` is not the upload's offset.
     #[error("Upload-Offset {got} does not match the upload's offset {expected}")]
     OffsetMismatch { expected: u64, got: u64 },
@@ -57,7 +62,7 @@ impl Error {
             Self::UnsupportedVersion => StatusCode::PRECONDITION_FAILED,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
-            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::NotFound | Self::UploadLost(_) => StatusCode::NOT_FOUND,
             Self::OffsetMismatch { .. } => StatusCode::CONFLICT,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Locked(_) => StatusCode::LOCKED,
@@ -70,6 +75,17 @@ impl Error {
     /// A 423 for an upload busy with another request.
     pub fn busy() -> Self {
         Self::Locked("the upload is busy with another request; retry shortly".into())
+    }
+}
+
+impl Error {
+    /// Maps a store error on the upload's own multipart upload: NotFound there
+    /// means the upload is lost, not that partway failed.
+    pub fn from_multipart(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(detail) => Self::UploadLost(detail),
+            other => other.into(),
+        }
     }
 }
 
@@ -119,6 +135,7 @@ impl IntoResponse for Error {
         match &self {
             Self::Internal(detail) => tracing::error!(%detail, "request failed"),
             Self::Unavailable(detail) => tracing::warn!(%detail, "store unavailable"),
+            Self::UploadLost(detail) => tracing::warn!(%detail, "multipart upload lost"),
             _ => tracing::debug!(error = %self, "request refused"),
         }
         let mut response = (self.status(), format!("{self}\n")).into_response();

@@ -89,6 +89,7 @@ impl UploadService {
     pub async fn append(&self, id: &UploadId, request: AppendRequest) -> Result<UploadInfo> {
         let guard = self.locker.acquire(id, self.limits.lock_wait).await?;
         let result = self.append_locked(id, &guard, request).await;
+        let result = self.forget_if_lost(id, result).await;
         guard.release().await;
         result
     }
@@ -380,7 +381,7 @@ async fn commit_parts(
         };
         let etag = match etag {
             Ok(etag) => etag,
-            Err(e) => return (offset, tail, Some(e.into())),
+            Err(e) => return (offset, tail, Some(Error::from_multipart(e))),
         };
         let commit = Commit {
             expected_offset: offset,

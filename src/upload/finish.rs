@@ -57,7 +57,8 @@ impl UploadService {
         let etag = self
             .objects
             .upload_part(&info.object_key, mp, number, tail)
-            .await?;
+            .await
+            .map_err(Error::from_multipart)?;
         let record = PartRecord {
             number,
             etag,
@@ -127,7 +128,7 @@ impl UploadService {
                 if self.objects.object_size(key).await? == Some(info.offset) {
                     Ok(())
                 } else {
-                    Err(Error::Internal(format!(
+                    Err(Error::UploadLost(format!(
                         "upload {}: multipart upload gone and object missing: {detail}",
                         info.id
                     )))

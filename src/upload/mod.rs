@@ -202,11 +202,27 @@ impl UploadService {
             Ok(fresh) => self.finish(&guard, fresh).await,
             Err(e) => Err(e),
         };
+        let finished = self.forget_if_lost(id, finished).await;
         guard.release().await;
-        finished.map_err(|e| {
-            tracing::warn!(upload = %id, error = %e, "finishing on HEAD failed");
-            Error::Locked("the upload is being finished; retry shortly".into())
+        finished.map_err(|e| match e {
+            Error::UploadLost(_) | Error::NotFound => e,
+            e => {
+                tracing::warn!(upload = %id, error = %e, "finishing on HEAD failed");
+                Error::Locked("the upload is being finished; retry shortly".into())
+            }
         })
+    }
+
+    /// Removes the state of an upload whose multipart upload the store lost,
+    /// so every later request gets a plain 404 and the client starts over.
+    async fn forget_if_lost<T>(&self, id: &UploadId, result: Result<T>) -> Result<T> {
+        if let Err(Error::UploadLost(detail)) = &result {
+            tracing::warn!(upload = %id, %detail, "the store lost this upload; removing its state");
+            if let Err(e) = self.state.remove(id).await {
+                tracing::warn!(upload = %id, error = %e, "could not remove a lost upload's state");
+            }
+        }
+        result
     }
 
     async fn get(&self, id: &UploadId) -> Result<UploadInfo> {

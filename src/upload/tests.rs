@@ -217,3 +217,35 @@ async fn a_completed_upload_accepts_an_empty_patch_and_refuses_more() {
         })
     ));
 }
+
+#[tokio::test]
+async fn an_upload_whose_multipart_upload_vanished_is_retired_with_404() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (service, objects) = service(dir.path());
+    let info = service
+        .create(NewUpload {
+            length: Some(4 * PART),
+            metadata: None,
+        })
+        .await
+        .expect("create");
+    // A lifecycle rule (or the store's own cleanup) aborts it behind our back.
+    let mp = info.multipart_id.clone().expect("multipart upload");
+    crate::store::ObjectStore::abort_multipart(&objects, &info.object_key, &mp)
+        .await
+        .expect("abort");
+    let data = vec![7u8; 2 * PART as usize];
+    let result = service
+        .append(
+            &info.id,
+            AppendRequest {
+                offset: 0,
+                declared_length: None,
+                content_length: Some(data.len() as u64),
+                body: body(vec![data], false),
+            },
+        )
+        .await;
+    assert!(matches!(result, Err(Error::UploadLost(_))), "{result:?}");
+    assert!(matches!(service.head(&info.id).await, Err(Error::NotFound)));
+}
