@@ -54,7 +54,7 @@ async fn head(app: &AppState, id: &UploadId) -> Result<Response> {
         None => headers.insert(names::UPLOAD_DEFER_LENGTH, HeaderValue::from_static("1")),
     };
     if let Some(metadata) = info.metadata.as_deref().filter(|m| !m.is_empty())
-        && let Ok(value) = HeaderValue::from_str(metadata)
+        && let Ok(value) = HeaderValue::from_bytes(metadata.as_bytes())
     {
         headers.insert(names::UPLOAD_METADATA, value);
     }

@@ -107,14 +107,19 @@ impl UploadService {
                 got: request.offset,
             });
         }
-        if let Some(length) = request.declared_length {
-            self.declare_length(guard, &mut info, length).await?;
-        }
-        let room = info.length.unwrap_or(info.max_length) - info.offset;
+        // Check the body against the length it will have before changing
+        // anything: a refused request leaves the upload as it was.
+        let length = request.declared_length.or(info.length);
+        let room = length
+            .unwrap_or(info.max_length)
+            .saturating_sub(info.offset);
         if let Some(sent) = request.content_length.filter(|&sent| sent > room) {
             return Err(Error::TooLarge(format!(
                 "body of {sent} bytes exceeds the {room} bytes left in this upload"
             )));
+        }
+        if let Some(length) = request.declared_length {
+            self.declare_length(guard, &mut info, length).await?;
         }
         if info.state == UploadState::Receiving {
             let (offset, received) = self.receive(guard, &info, request).await;

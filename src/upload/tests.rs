@@ -249,3 +249,68 @@ async fn an_upload_whose_multipart_upload_vanished_is_retired_with_404() {
     assert!(matches!(result, Err(Error::UploadLost(_))), "{result:?}");
     assert!(matches!(service.head(&info.id).await, Err(Error::NotFound)));
 }
+
+#[tokio::test]
+async fn the_embedded_store_survives_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data: Vec<u8> = (0..3000u32).map(|i| (i * 7 % 256) as u8).collect();
+    let send = |offset: u64, bytes: &[u8]| AppendRequest {
+        offset,
+        declared_length: None,
+        content_length: Some(bytes.len() as u64),
+        body: body(vec![bytes.to_vec()], false),
+    };
+    let id = {
+        let (first, _) = service(dir.path());
+        let info = first
+            .create(NewUpload {
+                length: Some(3000),
+                metadata: Some(
+                    crate::protocol::metadata::Metadata::parse(b"name YQ==").expect("metadata"),
+                ),
+            })
+            .await
+            .expect("create");
+        first
+            .append(&info.id, send(0, &data[..1500]))
+            .await
+            .expect("append");
+        info.id
+    };
+    // A new process over the same directory.
+    let (second, objects) = service(dir.path());
+    let info = second.head(&id).await.expect("still known");
+    assert_eq!(info.offset, 1500);
+    assert_eq!(info.metadata.as_deref(), Some("name YQ=="));
+    let done = second
+        .append(&id, send(1500, &data[1500..]))
+        .await
+        .expect("resume");
+    assert_eq!(done.state, UploadState::Completed);
+    let stored = std::fs::read(objects.path_of(&done.object_key).expect("path")).expect("object");
+    assert_eq!(stored, data);
+}
+
+#[tokio::test]
+async fn a_refused_patch_does_not_declare_its_length() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (service, _) = service(dir.path());
+    let info = service
+        .create(NewUpload {
+            length: None,
+            metadata: None,
+        })
+        .await
+        .expect("create");
+    let too_long = AppendRequest {
+        offset: 0,
+        declared_length: Some(10),
+        content_length: Some(11),
+        body: body(vec![vec![1; 11]], false),
+    };
+    assert!(matches!(
+        service.append(&info.id, too_long).await,
+        Err(Error::TooLarge(_))
+    ));
+    assert_eq!(service.head(&info.id).await.expect("head").length, None);
+}

@@ -106,9 +106,21 @@ async fn bad_creation_requests_get_400_or_413() {
 #[tokio::test]
 async fn head_reports_state_without_caching_and_echoes_metadata() {
     let app = TestApp::spawn().await;
+    // A non-ASCII value, a key without a value, and a raw UTF-8 key.
     let metadata =
-        "filename w5xuw69jw7hkw6kg5paH5Lu2LnR4dA==,is_confidential,filetype dGV4dC9wbGFpbg==";
-    let response = app.post(Some(11), &[("Upload-Metadata", metadata)]).await;
+        "filename w5xuw69jw7hkw6kg5paH5Lu2LnR4dA==,is_confidential,filetype dGV4dC9wbGFpbg==,über";
+    let response = app
+        .http
+        .post(app.endpoint())
+        .header("Tus-Resumable", "1.0.0")
+        .header("Upload-Length", "11")
+        .header(
+            "Upload-Metadata",
+            reqwest::header::HeaderValue::from_bytes(metadata.as_bytes()).expect("header"),
+        )
+        .send()
+        .await
+        .expect("POST");
     assert_eq!(response.status(), StatusCode::CREATED);
     let url = location(&response);
     let head = app.head(&url).await;
@@ -116,7 +128,8 @@ async fn head_reports_state_without_caching_and_echoes_metadata() {
     assert_eq!(header_str(&head, "cache-control"), Some("no-store"));
     assert_eq!(header_u64(head.headers(), "upload-offset"), Some(0));
     assert_eq!(header_u64(head.headers(), "upload-length"), Some(11));
-    assert_eq!(header_str(&head, "upload-metadata"), Some(metadata));
+    let echoed = head.headers().get("upload-metadata").map(|v| v.as_bytes());
+    assert_eq!(echoed, Some(metadata.as_bytes()), "echoed byte for byte");
     assert_eq!(
         app.patch(&url, 0, b"hello world".to_vec()).await.status(),
         StatusCode::NO_CONTENT
