@@ -7,6 +7,7 @@ mod concurrency;
 mod helpers;
 mod js_client;
 mod protocol;
+mod redis_store;
 mod resume;
 mod servers;
 mod uploads;
