@@ -86,7 +86,22 @@ impl UploadService {
     /// 404, 409 on an offset mismatch, 413 past the length, 423 when the
     /// upload stays busy, store failures. Bytes committed before an error
     /// stay committed; HEAD reports them.
-    pub async fn append(&self, id: &UploadId, request: AppendRequest) -> Result<UploadInfo> {
+    ///
+    /// The work runs in its own task: if the caller's future is dropped (a
+    /// server cancels a request whose client reset the stream), the task
+    /// still reads the body to its end or error and commits what arrived.
+    pub async fn append(
+        self: &Arc<Self>,
+        id: &UploadId,
+        request: AppendRequest,
+    ) -> Result<UploadInfo> {
+        let (service, id) = (self.clone(), id.clone());
+        tokio::spawn(async move { service.append_here(&id, request).await })
+            .await
+            .map_err(|e| Error::Internal(format!("append task failed: {e}")))?
+    }
+
+    async fn append_here(&self, id: &UploadId, request: AppendRequest) -> Result<UploadInfo> {
         let guard = self.locker.acquire(id, self.limits.lock_wait).await?;
         let result = self.append_locked(id, &guard, request).await;
         let result = self.forget_if_lost(id, result).await;

@@ -12,7 +12,7 @@ use proptest::prelude::*;
 
 const PART: u64 = 1024;
 
-fn service(dir: &std::path::Path) -> (UploadService, LocalObjects) {
+fn service(dir: &std::path::Path) -> (Arc<UploadService>, LocalObjects) {
     let parts = PartLimits {
         min_part_size: PART,
         max_part_size: 1 << 20,
@@ -38,7 +38,7 @@ fn service(dir: &std::path::Path) -> (UploadService, LocalObjects) {
         limits,
         "",
     );
-    (service, objects)
+    (Arc::new(service), objects)
 }
 
 /// A body made of the given chunks, optionally failing after them.
@@ -72,7 +72,7 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 async fn upload_in_patches(
-    service: &UploadService,
+    service: &Arc<UploadService>,
     objects: &LocalObjects,
     data: &[u8],
     patch_sizes: &[usize],
@@ -313,4 +313,53 @@ async fn a_refused_patch_does_not_declare_its_length() {
         Err(Error::TooLarge(_))
     ));
     assert_eq!(service.head(&info.id).await.expect("head").length, None);
+}
+
+#[tokio::test]
+async fn a_dropped_request_still_commits_what_arrived() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (service, _) = service(dir.path());
+    let info = service
+        .create(NewUpload {
+            length: Some(3000),
+            metadata: None,
+        })
+        .await
+        .expect("create");
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::result::Result<Bytes, BodyError>>(4);
+    tx.send(Ok(Bytes::from(vec![5u8; 1500])))
+        .await
+        .expect("send");
+    let body: BodyStream = Box::pin(futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    }));
+    let request = AppendRequest {
+        offset: 0,
+        declared_length: None,
+        content_length: Some(3000),
+        body,
+    };
+    // The server gives up on the request: its future is dropped mid-body.
+    let dropped = tokio::time::timeout(
+        Duration::from_millis(200),
+        service.append(&info.id, request),
+    );
+    assert!(
+        dropped.await.is_err(),
+        "still waiting for the rest of the body"
+    );
+    // Then the connection goes away.
+    drop(tx);
+    let start = std::time::Instant::now();
+    loop {
+        let offset = service.head(&info.id).await.expect("head").offset;
+        if offset == 1500 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "offset stuck at {offset}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

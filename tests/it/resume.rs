@@ -9,6 +9,19 @@ use tokio::net::TcpStream;
 /// Sends a PATCH announcing `announced` bytes, writes only `sent`, and drops
 /// the connection, as a client losing its network would.
 async fn cut_patch(app: &TestApp, url: &str, offset: u64, announced: usize, sent: &[u8]) {
+    cut_patch_with(app, url, offset, announced, sent, false).await;
+}
+
+/// As [`cut_patch`]; with `reset`, the connection ends with a TCP RST instead
+/// of a clean close, as when a client process is killed.
+async fn cut_patch_with(
+    app: &TestApp,
+    url: &str,
+    offset: u64,
+    announced: usize,
+    sent: &[u8],
+    reset: bool,
+) {
     let mut stream = TcpStream::connect(app.addr).await.expect("connect");
     let head = format!(
         "PATCH /files/{} HTTP/1.1\r\nHost: {}\r\nTus-Resumable: 1.0.0\r\n\
@@ -20,6 +33,11 @@ async fn cut_patch(app: &TestApp, url: &str, offset: u64, announced: usize, sent
     stream.write_all(head.as_bytes()).await.expect("headers");
     stream.write_all(sent).await.expect("partial body");
     stream.flush().await.expect("flush");
+    if reset {
+        // Let the server read what was sent, then reset the connection.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        stream.set_zero_linger().expect("SO_LINGER 0");
+    }
     drop(stream);
 }
 
@@ -140,5 +158,17 @@ async fn a_restart_keeps_deferred_uploads_and_metadata() {
         )
         .await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    app.assert_object(&url, &bytes).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bytes_received_before_a_connection_reset_are_kept() {
+    let app = TestApp::spawn().await;
+    let bytes = data(12 * MIB, 12);
+    let url = app.create(Some(bytes.len() as u64)).await;
+    let sent = 6 * MIB + 777;
+    cut_patch_with(&app, &url, 0, bytes.len(), &bytes[..sent], true).await;
+    await_offset(&app, &url, sent as u64).await;
+    finish(&app, &url, &bytes, sent as u64).await;
     app.assert_object(&url, &bytes).await;
 }
