@@ -4,17 +4,17 @@
 //! part numbers, matching ETags), so a pipeline that cut parts wrongly fails.
 
 use super::*;
-use crate::store::StoreError;
 use crate::store::local::LocalObjects;
 use crate::store::local_lock::LocalLocker;
 use crate::store::local_state::LocalState;
 use bytes::Bytes;
 use proptest::prelude::*;
-use std::sync::atomic::Ordering;
 
-const PART: u64 = 1024;
+mod faults;
 
-fn service(dir: &std::path::Path) -> (Arc<UploadService>, LocalObjects) {
+pub(super) const PART: u64 = 1024;
+
+pub(super) fn service(dir: &std::path::Path) -> (Arc<UploadService>, LocalObjects) {
     let parts = PartLimits {
         min_part_size: PART,
         max_part_size: 1 << 20,
@@ -44,7 +44,7 @@ fn service(dir: &std::path::Path) -> (Arc<UploadService>, LocalObjects) {
 }
 
 /// A body made of the given chunks, optionally failing after them.
-fn body(chunks: Vec<Vec<u8>>, then_fail: bool) -> BodyStream {
+pub(super) fn body(chunks: Vec<Vec<u8>>, then_fail: bool) -> BodyStream {
     let mut items: Vec<std::result::Result<Bytes, BodyError>> =
         chunks.into_iter().map(|c| Ok(Bytes::from(c))).collect();
     if then_fail {
@@ -221,38 +221,6 @@ async fn a_completed_upload_accepts_an_empty_patch_and_refuses_more() {
 }
 
 #[tokio::test]
-async fn an_upload_whose_multipart_upload_vanished_is_retired_with_404() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (service, objects) = service(dir.path());
-    let info = service
-        .create(NewUpload {
-            length: Some(4 * PART),
-            metadata: None,
-        })
-        .await
-        .expect("create");
-    // A lifecycle rule (or the store's own cleanup) aborts it behind our back.
-    let mp = info.multipart_id.clone().expect("multipart upload");
-    crate::store::ObjectStore::abort_multipart(&objects, &info.object_key, &mp)
-        .await
-        .expect("abort");
-    let data = vec![7u8; 2 * PART as usize];
-    let result = service
-        .append(
-            &info.id,
-            AppendRequest {
-                offset: 0,
-                declared_length: None,
-                content_length: Some(data.len() as u64),
-                body: body(vec![data], false),
-            },
-        )
-        .await;
-    assert!(matches!(result, Err(Error::UploadLost(_))), "{result:?}");
-    assert!(matches!(service.head(&info.id).await, Err(Error::NotFound)));
-}
-
-#[tokio::test]
 async fn the_embedded_store_survives_a_restart() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data: Vec<u8> = (0..3000u32).map(|i| (i * 7 % 256) as u8).collect();
@@ -364,125 +332,4 @@ async fn a_dropped_request_still_commits_what_arrived() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-}
-
-/// Delegates to the embedded store, failing CompleteMultipartUpload a set
-/// number of times and counting part uploads.
-struct FlakyComplete {
-    inner: LocalObjects,
-    failures_left: std::sync::atomic::AtomicUsize,
-    parts_uploaded: std::sync::atomic::AtomicUsize,
-}
-
-#[async_trait::async_trait]
-impl crate::store::ObjectStore for FlakyComplete {
-    async fn create_multipart(
-        &self,
-        key: &str,
-        content_type: Option<&str>,
-    ) -> std::result::Result<String, StoreError> {
-        self.inner.create_multipart(key, content_type).await
-    }
-    async fn upload_part(
-        &self,
-        key: &str,
-        mp: &str,
-        number: u32,
-        body: Bytes,
-    ) -> std::result::Result<String, StoreError> {
-        self.parts_uploaded.fetch_add(1, Ordering::SeqCst);
-        self.inner.upload_part(key, mp, number, body).await
-    }
-    async fn complete_multipart(
-        &self,
-        key: &str,
-        mp: &str,
-        parts: &[model::PartRecord],
-    ) -> std::result::Result<(), StoreError> {
-        let left = self.failures_left.load(Ordering::SeqCst);
-        if left > 0 {
-            self.failures_left.store(left - 1, Ordering::SeqCst);
-            return Err(StoreError::Unavailable(
-                "injected: Complete timed out".into(),
-            ));
-        }
-        self.inner.complete_multipart(key, mp, parts).await
-    }
-    async fn abort_multipart(&self, key: &str, mp: &str) -> std::result::Result<(), StoreError> {
-        self.inner.abort_multipart(key, mp).await
-    }
-    async fn put_object(
-        &self,
-        key: &str,
-        content_type: Option<&str>,
-        body: Bytes,
-    ) -> std::result::Result<(), StoreError> {
-        self.inner.put_object(key, content_type, body).await
-    }
-    async fn object_size(&self, key: &str) -> std::result::Result<Option<u64>, StoreError> {
-        self.inner.object_size(key).await
-    }
-    async fn delete_object(&self, key: &str) -> std::result::Result<(), StoreError> {
-        self.inner.delete_object(key).await
-    }
-}
-
-#[tokio::test]
-async fn a_failed_complete_is_retried_by_the_next_head_or_patch() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (reference, objects) = service(dir.path());
-    let flaky = Arc::new(FlakyComplete {
-        inner: objects.clone(),
-        failures_left: 2.into(),
-        parts_uploaded: 0.into(),
-    });
-    let service = Arc::new(UploadService::new(
-        flaky.clone(),
-        Arc::new(LocalState::new(dir.path())),
-        Arc::new(LocalLocker::new()),
-        reference.limits().clone(),
-        "",
-    ));
-    let data: Vec<u8> = (0..2500u32).map(|i| (i % 13) as u8).collect();
-    let info = service
-        .create(NewUpload {
-            length: Some(2500),
-            metadata: None,
-        })
-        .await
-        .expect("create");
-    let send = |offset: u64, bytes: &[u8]| AppendRequest {
-        offset,
-        declared_length: None,
-        content_length: Some(bytes.len() as u64),
-        body: body(vec![bytes.to_vec()], false),
-    };
-    // The last PATCH gets every byte in, but Complete fails: 503.
-    let first = service.append(&info.id, send(0, &data)).await;
-    assert!(matches!(first, Err(Error::Unavailable(_))), "{first:?}");
-    let uploaded = flaky.parts_uploaded.load(Ordering::SeqCst);
-    assert_eq!(uploaded, 3, "two full parts and the last one");
-    // HEAD tries again, fails again: 423, never "complete" without an object.
-    assert!(matches!(
-        service.head(&info.id).await,
-        Err(Error::Locked(_))
-    ));
-    assert_eq!(
-        objects.path_of(&info.object_key).map(|p| p.exists()),
-        Some(false)
-    );
-    // The next PATCH (empty, at the full offset) finishes it.
-    let done = service
-        .append(&info.id, send(2500, b""))
-        .await
-        .expect("finished");
-    assert_eq!(done.state, UploadState::Completed);
-    assert_eq!(
-        flaky.parts_uploaded.load(Ordering::SeqCst),
-        uploaded,
-        "nothing re-uploaded"
-    );
-    let stored = std::fs::read(objects.path_of(&info.object_key).expect("path")).expect("object");
-    assert_eq!(stored, data);
-    assert_eq!(service.head(&info.id).await.expect("head").offset, 2500);
 }

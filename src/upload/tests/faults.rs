@@ -1,0 +1,167 @@
+//! Core tests with injected store faults: a failed CompleteMultipartUpload,
+//! and a multipart upload that vanished behind partway's back.
+
+use super::{PART, body, service};
+use crate::error::Error;
+use crate::store::StoreError;
+use crate::store::local::LocalObjects;
+use crate::store::local_lock::LocalLocker;
+use crate::store::local_state::LocalState;
+use crate::upload::model::{self, UploadState};
+use crate::upload::{AppendRequest, NewUpload, UploadService};
+use bytes::Bytes;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+#[tokio::test]
+async fn an_upload_whose_multipart_upload_vanished_is_retired_with_404() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (service, objects) = service(dir.path());
+    let info = service
+        .create(NewUpload {
+            length: Some(4 * PART),
+            metadata: None,
+        })
+        .await
+        .expect("create");
+    // A lifecycle rule (or the store's own cleanup) aborts it behind our back.
+    let mp = info.multipart_id.clone().expect("multipart upload");
+    crate::store::ObjectStore::abort_multipart(&objects, &info.object_key, &mp)
+        .await
+        .expect("abort");
+    let data = vec![7u8; 2 * PART as usize];
+    let result = service
+        .append(
+            &info.id,
+            AppendRequest {
+                offset: 0,
+                declared_length: None,
+                content_length: Some(data.len() as u64),
+                body: body(vec![data], false),
+            },
+        )
+        .await;
+    assert!(matches!(result, Err(Error::UploadLost(_))), "{result:?}");
+    assert!(matches!(service.head(&info.id).await, Err(Error::NotFound)));
+}
+
+/// Delegates to the embedded store, failing CompleteMultipartUpload a set
+/// number of times and counting part uploads.
+struct FlakyComplete {
+    inner: LocalObjects,
+    failures_left: std::sync::atomic::AtomicUsize,
+    parts_uploaded: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl crate::store::ObjectStore for FlakyComplete {
+    async fn create_multipart(
+        &self,
+        key: &str,
+        content_type: Option<&str>,
+    ) -> std::result::Result<String, StoreError> {
+        self.inner.create_multipart(key, content_type).await
+    }
+    async fn upload_part(
+        &self,
+        key: &str,
+        mp: &str,
+        number: u32,
+        body: Bytes,
+    ) -> std::result::Result<String, StoreError> {
+        self.parts_uploaded.fetch_add(1, Ordering::SeqCst);
+        self.inner.upload_part(key, mp, number, body).await
+    }
+    async fn complete_multipart(
+        &self,
+        key: &str,
+        mp: &str,
+        parts: &[model::PartRecord],
+    ) -> std::result::Result<(), StoreError> {
+        let left = self.failures_left.load(Ordering::SeqCst);
+        if left > 0 {
+            self.failures_left.store(left - 1, Ordering::SeqCst);
+            return Err(StoreError::Unavailable(
+                "injected: Complete timed out".into(),
+            ));
+        }
+        self.inner.complete_multipart(key, mp, parts).await
+    }
+    async fn abort_multipart(&self, key: &str, mp: &str) -> std::result::Result<(), StoreError> {
+        self.inner.abort_multipart(key, mp).await
+    }
+    async fn put_object(
+        &self,
+        key: &str,
+        content_type: Option<&str>,
+        body: Bytes,
+    ) -> std::result::Result<(), StoreError> {
+        self.inner.put_object(key, content_type, body).await
+    }
+    async fn object_size(&self, key: &str) -> std::result::Result<Option<u64>, StoreError> {
+        self.inner.object_size(key).await
+    }
+    async fn delete_object(&self, key: &str) -> std::result::Result<(), StoreError> {
+        self.inner.delete_object(key).await
+    }
+}
+
+#[tokio::test]
+async fn a_failed_complete_is_retried_by_the_next_head_or_patch() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (reference, objects) = service(dir.path());
+    let flaky = Arc::new(FlakyComplete {
+        inner: objects.clone(),
+        failures_left: 2.into(),
+        parts_uploaded: 0.into(),
+    });
+    let service = Arc::new(UploadService::new(
+        flaky.clone(),
+        Arc::new(LocalState::new(dir.path())),
+        Arc::new(LocalLocker::new()),
+        reference.limits().clone(),
+        "",
+    ));
+    let data: Vec<u8> = (0..2500u32).map(|i| (i % 13) as u8).collect();
+    let info = service
+        .create(NewUpload {
+            length: Some(2500),
+            metadata: None,
+        })
+        .await
+        .expect("create");
+    let send = |offset: u64, bytes: &[u8]| AppendRequest {
+        offset,
+        declared_length: None,
+        content_length: Some(bytes.len() as u64),
+        body: body(vec![bytes.to_vec()], false),
+    };
+    // The last PATCH gets every byte in, but Complete fails: 503.
+    let first = service.append(&info.id, send(0, &data)).await;
+    assert!(matches!(first, Err(Error::Unavailable(_))), "{first:?}");
+    let uploaded = flaky.parts_uploaded.load(Ordering::SeqCst);
+    assert_eq!(uploaded, 3, "two full parts and the last one");
+    // HEAD tries again, fails again: 423, never "complete" without an object.
+    assert!(matches!(
+        service.head(&info.id).await,
+        Err(Error::Locked(_))
+    ));
+    assert_eq!(
+        objects.path_of(&info.object_key).map(|p| p.exists()),
+        Some(false)
+    );
+    // The next PATCH (empty, at the full offset) finishes it.
+    let done = service
+        .append(&info.id, send(2500, b""))
+        .await
+        .expect("finished");
+    assert_eq!(done.state, UploadState::Completed);
+    assert_eq!(
+        flaky.parts_uploaded.load(Ordering::SeqCst),
+        uploaded,
+        "nothing re-uploaded"
+    );
+    let stored = std::fs::read(objects.path_of(&info.object_key).expect("path")).expect("object");
+    assert_eq!(stored, data);
+    assert_eq!(service.head(&info.id).await.expect("head").offset, 2500);
+}
