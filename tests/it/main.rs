@@ -3,6 +3,7 @@
 //! both started by the tests on ephemeral loopback ports. Every upload is read
 //! back from S3 and compared byte for byte.
 
+mod binary;
 mod concurrency;
 mod helpers;
 mod js_client;

@@ -1,0 +1,120 @@
+//! The `partway` binary on its embedded default: SIGTERM during a PATCH
+//! commits what arrived and exits promptly, and a restarted process picks the
+//! upload up where it stood.
+
+use crate::helpers::{MIB, data, header_u64, location};
+use crate::servers::free_port;
+use reqwest::StatusCode;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+fn launch(dir: &Path, port: u16) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_partway"))
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .arg(dir)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("partway starts")
+}
+
+async fn ready(port: u16) {
+    let start = Instant::now();
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "partway did not listen"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_commits_in_flight_bytes_and_a_restart_resumes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let mut server = launch(dir.path(), port);
+    ready(port).await;
+    let http = reqwest::Client::new();
+    let bytes = data(10 * MIB, 40);
+    let created = http
+        .post(format!("http://127.0.0.1:{port}/files/"))
+        .header("Tus-Resumable", "1.0.0")
+        .header("Upload-Length", bytes.len().to_string())
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let url = location(&created);
+
+    // A PATCH sends 3 MiB, then stalls with its connection open.
+    let (tx, rx) = mpsc::channel::<Result<Vec<u8>, std::io::Error>>(2);
+    tx.send(Ok(bytes[..3 * MIB].to_vec())).await.expect("send");
+    let body = reqwest::Body::wrap_stream(futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    }));
+    let patch = {
+        let (http, url) = (http.clone(), url.clone());
+        tokio::spawn(async move {
+            http.patch(&url)
+                .header("Tus-Resumable", "1.0.0")
+                .header("Content-Type", "application/offset+octet-stream")
+                .header("Upload-Offset", "0")
+                .body(body)
+                .send()
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let killed = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let start = Instant::now();
+    let status = tokio::task::spawn_blocking(move || server.wait())
+        .await
+        .expect("join")
+        .expect("wait");
+    assert!(status.success(), "clean exit: {status}");
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "exited in {:?}",
+        start.elapsed()
+    );
+    drop(tx);
+    let _ = patch.await;
+
+    let mut server = launch(dir.path(), port);
+    ready(port).await;
+    let head = http
+        .head(&url)
+        .header("Tus-Resumable", "1.0.0")
+        .send()
+        .await
+        .expect("HEAD");
+    assert_eq!(
+        header_u64(head.headers(), "upload-offset"),
+        Some(3 * MIB as u64)
+    );
+    let rest = http
+        .patch(&url)
+        .header("Tus-Resumable", "1.0.0")
+        .header("Content-Type", "application/offset+octet-stream")
+        .header("Upload-Offset", (3 * MIB).to_string())
+        .body(bytes[3 * MIB..].to_vec())
+        .send()
+        .await
+        .expect("PATCH");
+    assert_eq!(rest.status(), StatusCode::NO_CONTENT);
+    let id = url.rsplit('/').next().expect("id");
+    let stored = std::fs::read(dir.path().join("objects").join(id)).expect("object");
+    assert!(stored == bytes, "object matches");
+    let _ = server.kill();
+    let _ = server.wait();
+}
