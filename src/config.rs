@@ -59,7 +59,7 @@ pub struct Config {
 }
 
 /// Where uploads and their state live.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub enum Backend {
     /// The embedded default: everything under one local directory.
     Local { data_dir: PathBuf },
@@ -70,6 +70,46 @@ pub enum Backend {
         redis_url: String,
         redis_prefix: String,
     },
+}
+
+impl std::fmt::Debug for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.describe())
+    }
+}
+
+impl Backend {
+    /// A one-line description for logs, with secrets left out.
+    pub fn describe(&self) -> String {
+        match self {
+            Backend::Local { data_dir } => format!("embedded store in {}", data_dir.display()),
+            Backend::S3 {
+                s3,
+                key_prefix,
+                redis_url,
+                redis_prefix,
+            } => format!(
+                "S3 bucket {} at {} (key prefix {key_prefix:?}), Redis {} (key prefix {redis_prefix:?})",
+                s3.bucket,
+                s3.endpoint.as_deref().unwrap_or("AWS"),
+                redact_url(redis_url)
+            ),
+        }
+    }
+}
+
+/// `redis://user:secret@host` → `redis://user:***@host`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    match rest.split_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{scheme}://{user}:***@{host}")
+        }
+        None => url.to_owned(),
+    }
 }
 
 /// Validated configuration.
@@ -246,6 +286,24 @@ mod tests {
         assert!(err(&["--listen", "nowhere"]).contains("--listen"));
         assert!(err(&["--base-path", "files"]).contains("--base-path"));
         assert!(err(&["--max-size", "9T"]).contains("--max-size"));
+    }
+
+    #[test]
+    fn logs_never_show_secrets() {
+        assert_eq!(
+            redact_url("redis://:hunter2@cache:6379/0"),
+            "redis://:***@cache:6379/0"
+        );
+        assert_eq!(
+            redact_url("rediss://app:hunter2@cache/"),
+            "rediss://app:***@cache/"
+        );
+        assert_eq!(redact_url("redis://cache:6379/"), "redis://cache:6379/");
+        let s = config(&["--s3-bucket", "b", "--redis-url", "redis://:hunter2@cache/"])
+            .validate()
+            .expect("valid");
+        assert!(!s.backend.describe().contains("hunter2"));
+        assert!(!format!("{s:?}").contains("hunter2"));
     }
 
     #[test]

@@ -37,7 +37,7 @@ async fn main() -> ExitCode {
     tracing::info!(
         listen = %settings.listen,
         base_path = %settings.http.base_path,
-        backend = ?settings.backend,
+        backend = %settings.backend.describe(),
         "partway ready"
     );
     let router = partway.router();

@@ -24,7 +24,7 @@ use bytes::Bytes;
 use std::time::Duration;
 
 /// Where and how to reach the bucket.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct S3Settings {
     pub bucket: String,
     /// A custom endpoint (MinIO, R2, Ceph, Garage...); `None` for AWS.
@@ -35,6 +35,21 @@ pub struct S3Settings {
     /// Fixed credentials (access key id, secret) instead of the AWS chain;
     /// for embedders that manage their own, and for tests.
     pub credentials: Option<(String, String)>,
+}
+
+impl std::fmt::Debug for S3Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Settings")
+            .field("bucket", &self.bucket)
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("force_path_style", &self.force_path_style)
+            .field(
+                "credentials",
+                &self.credentials.as_ref().map(|(id, _)| (id, "***")),
+            )
+            .finish()
+    }
 }
 
 /// A bucket reached through aws-sdk-s3.
