@@ -138,6 +138,37 @@ impl TestApp {
         self.start().await;
     }
 
+    /// Waits until some request holds the upload's lock in Redis.
+    pub async fn await_locked(&self, url: &str) {
+        let partway::config::Backend::S3 {
+            redis_url,
+            redis_prefix,
+            ..
+        } = &self.settings.backend
+        else {
+            panic!("not a Redis-backed app");
+        };
+        let client = redis::Client::open(redis_url.as_str()).expect("redis client");
+        let mut conn = client
+            .get_multiplexed_async_connection()
+            .await
+            .expect("redis");
+        let key = format!("{redis_prefix}{{{}}}:lock", id_of(url));
+        let start = std::time::Instant::now();
+        loop {
+            let held: bool = redis::cmd("EXISTS")
+                .arg(&key)
+                .query_async(&mut conn)
+                .await
+                .expect("EXISTS");
+            if held {
+                return;
+            }
+            assert!(start.elapsed().as_secs() < 10, "nobody took the lock");
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+
     /// The collection URL.
     pub fn endpoint(&self) -> String {
         format!("http://{}/files/", self.addr)
