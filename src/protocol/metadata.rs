@@ -175,6 +175,16 @@ mod tests {
     }
 
     #[test]
+    fn an_empty_value_encodes_as_a_bare_key_and_round_trips() {
+        // Once a proptest failure: "a " lost its space to trimming.
+        let raw = Metadata::encode([("a", Some(&b""[..])), ("b", Some(&b"x"[..]))]);
+        assert_eq!(raw, "a,b eA==");
+        let m = Metadata::parse(raw.as_bytes()).expect("valid");
+        assert_eq!(m.raw(), raw);
+        assert_eq!(m.get("a"), Some(&b""[..]));
+    }
+
+    #[test]
     fn tolerates_spaces_after_commas() {
         let m = Metadata::parse(b"a YQ==, b Yg==").expect("valid");
         assert_eq!(m.get("b"), Some(&b"b"[..]));
