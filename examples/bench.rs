@@ -214,17 +214,9 @@ async fn direct(
     let parts = (0..size.div_ceil(PART)).map(|n| {
         let (s3, key, upload_id) = (s3.clone(), key.clone(), upload_id.clone());
         let len = PART.min(size - n * PART);
-        let mut buf = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
-        let mut at = n * PART;
-        while at < n * PART + len {
-            let offset = usize::try_from(at % block.len() as u64).unwrap_or(0);
-            let take = usize::try_from(
-                (n * PART + len - at).min(block.len() as u64 - at % block.len() as u64),
-            )
-            .unwrap_or(0);
-            buf.extend_from_slice(&block[offset..offset + take]);
-            at += take as u64;
-        }
+        // The block is a whole number of parts, so a part never wraps it.
+        let start = usize::try_from((n * PART) % block.len() as u64).unwrap_or(0);
+        let body = block.slice(start..start + usize::try_from(len).unwrap_or(0));
         async move {
             let out = s3
                 .upload_part()
@@ -232,7 +224,7 @@ async fn direct(
                 .key(&key)
                 .upload_id(&upload_id)
                 .part_number(i32::try_from(n + 1).unwrap_or(i32::MAX))
-                .body(ByteStream::from(buf))
+                .body(ByteStream::from(body))
                 .send()
                 .await?;
             Ok::<_, BoxError>(

@@ -58,7 +58,7 @@ impl Partway {
             } => {
                 let client = redis::Client::open(redis_url.as_str())
                     .map_err(|e| format!("--redis-url: {e}"))?;
-                let conn = connect(redis_url)
+                let conn = connect(&client)
                     .await
                     .map_err(|e| format!("cannot reach Redis at --redis-url: {e}"))?;
                 let mut ping = conn.clone();

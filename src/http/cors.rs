@@ -7,19 +7,45 @@
 //! tus discovery and reaches the tus handler, which general-purpose CORS
 //! layers get wrong by answering every OPTIONS themselves.
 
+use crate::protocol::names;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header as h};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
 
-const ALLOWED: &str = "authorization, content-type, origin, x-requested-with, x-request-id, \
-    x-http-method-override, tus-resumable, upload-length, upload-offset, upload-metadata, \
-    upload-defer-length, upload-concat, upload-checksum";
+/// Request headers a tus client sends.
+const ALLOWED: &[&str] = &[
+    "authorization",
+    "content-type",
+    "origin",
+    "x-requested-with",
+    "x-request-id",
+    names::METHOD_OVERRIDE,
+    names::TUS_RESUMABLE,
+    names::UPLOAD_LENGTH,
+    names::UPLOAD_OFFSET,
+    names::UPLOAD_METADATA,
+    names::UPLOAD_DEFER_LENGTH,
+    names::UPLOAD_CONCAT,
+    "upload-checksum",
+];
 
-const EXPOSED: &str = "location, upload-offset, upload-length, upload-metadata, \
-    upload-defer-length, upload-expires, upload-concat, tus-resumable, tus-version, \
-    tus-extension, tus-max-size, tus-checksum-algorithm";
+/// Response headers a tus client must be able to read.
+const EXPOSED: &[&str] = &[
+    "location",
+    names::UPLOAD_OFFSET,
+    names::UPLOAD_LENGTH,
+    names::UPLOAD_METADATA,
+    names::UPLOAD_DEFER_LENGTH,
+    names::UPLOAD_EXPIRES,
+    names::UPLOAD_CONCAT,
+    names::TUS_RESUMABLE,
+    names::TUS_VERSION,
+    names::TUS_EXTENSION,
+    names::TUS_MAX_SIZE,
+    "tus-checksum-algorithm",
+];
 
 const METHODS: &str = "GET, HEAD, POST, PATCH, DELETE, OPTIONS";
 
@@ -28,6 +54,13 @@ const METHODS: &str = "GET, HEAD, POST, PATCH, DELETE, OPTIONS";
 pub(super) struct Cors {
     any: bool,
     origins: Arc<[HeaderValue]>,
+    allowed: HeaderValue,
+    exposed: HeaderValue,
+}
+
+/// A comma-separated header value from header names.
+fn list(names: &[&str]) -> HeaderValue {
+    HeaderValue::from_str(&names.join(", ")).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
 impl Cors {
@@ -39,6 +72,8 @@ impl Cors {
                 .iter()
                 .filter_map(|o| HeaderValue::from_str(o.trim_end_matches('/')).ok())
                 .collect(),
+            allowed: list(ALLOWED),
+            exposed: list(EXPOSED),
         }
     }
 
@@ -56,10 +91,7 @@ impl Cors {
             headers.insert(h::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
             headers.append(h::VARY, HeaderValue::from_static("origin"));
         }
-        headers.insert(
-            h::ACCESS_CONTROL_EXPOSE_HEADERS,
-            HeaderValue::from_static(EXPOSED),
-        );
+        headers.insert(h::ACCESS_CONTROL_EXPOSE_HEADERS, self.exposed.clone());
     }
 }
 
@@ -93,7 +125,7 @@ pub(super) async fn middleware(State(cors): State<Cors>, request: Request, next:
         .headers()
         .get(h::ACCESS_CONTROL_REQUEST_HEADERS)
         .cloned()
-        .unwrap_or_else(|| HeaderValue::from_static(ALLOWED));
+        .unwrap_or_else(|| cors.allowed.clone());
     headers.insert(h::ACCESS_CONTROL_ALLOW_HEADERS, requested);
     headers.insert(h::ACCESS_CONTROL_MAX_AGE, HeaderValue::from(86_400));
     headers.append(

@@ -55,9 +55,8 @@ pub fn store_error(e: redis::RedisError) -> StoreError {
 /// outage turns into prompt errors instead of hung requests.
 ///
 /// # Errors
-/// A bad URL, or Redis not answering at start.
-pub async fn connect(url: &str) -> Result<ConnectionManager, StoreError> {
-    let client = redis::Client::open(url).map_err(store_error)?;
+/// Redis not answering at start.
+pub async fn connect(client: &redis::Client) -> Result<ConnectionManager, StoreError> {
     let config = ConnectionManagerConfig::new()
         .set_connection_timeout(Some(Duration::from_secs(2)))
         .set_response_timeout(Some(Duration::from_secs(5)))
@@ -105,6 +104,15 @@ return 'OK'
 ";
 
 static COMMIT_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(COMMIT));
+
+/// Writes a new record in one step, or nothing if the id exists.
+const CREATE: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV))
+return 1
+";
+
+static CREATE_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(CREATE));
 
 /// Upload state in Redis.
 #[derive(Clone)]
@@ -174,23 +182,19 @@ impl StateStore for RedisState {
             ("length", length),
             ("state", info.state.as_str().to_owned()),
         ];
-        let created: bool = redis::cmd("HSETNX")
-            .arg(&self.keys(&info.id).info)
-            .arg("info")
-            .arg(&fields[0].1)
-            .query_async(&mut self.conn.clone())
-            .await
-            .map_err(store_error)?;
-        if !created {
-            return Err(StoreError::Other(format!("upload {} exists", info.id)));
+        let mut call = CREATE_SCRIPT.key(self.keys(&info.id).info);
+        for (field, value) in &fields {
+            call.arg(*field).arg(value);
         }
-        let () = self
-            .conn
-            .clone()
-            .hset_multiple(&self.keys(&info.id).info, &fields[1..])
+        let created: bool = call
+            .invoke_async(&mut self.conn.clone())
             .await
             .map_err(store_error)?;
-        Ok(())
+        if created {
+            Ok(())
+        } else {
+            Err(StoreError::Other(format!("upload {} exists", info.id)))
+        }
     }
 
     async fn get(&self, id: &UploadId) -> Result<Option<UploadInfo>, StoreError> {

@@ -121,11 +121,6 @@ impl S3Objects {
             bucket: settings.bucket.clone(),
         }
     }
-
-    /// The underlying client, for tests and tools that read objects back.
-    pub fn client(&self) -> &Client {
-        &self.client
-    }
 }
 
 #[async_trait]

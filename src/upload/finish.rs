@@ -23,13 +23,16 @@ impl UploadService {
         if info.state == UploadState::Completed || !info.all_bytes_received() {
             return Ok(info);
         }
-        if info.state == UploadState::Receiving {
-            self.upload_last_part(guard, &info).await?;
+        let parts = if info.state == UploadState::Receiving {
+            let parts = self.upload_last_part(guard, &info).await?;
             self.set_state(guard, &info, UploadState::Completing)
                 .await?;
             info.state = UploadState::Completing;
-        }
-        self.complete_object(&info).await?;
+            parts
+        } else {
+            self.state.parts(&info.id).await?
+        };
+        self.complete_object(&info, &parts).await?;
         self.set_state(guard, &info, UploadState::Completed).await?;
         info.state = UploadState::Completed;
         tracing::info!(upload = %info.id, length = info.offset, key = %info.object_key, "upload completed");
@@ -37,12 +40,17 @@ impl UploadService {
     }
 
     /// Sends the tail up as the final part, unless the parts already cover
-    /// every byte (the upload ended exactly on the part grid).
-    async fn upload_last_part(&self, guard: &LockGuard, info: &UploadInfo) -> Result<()> {
-        let parts = self.state.parts(&info.id).await?;
+    /// every byte (the upload ended exactly on the part grid). Returns the
+    /// complete part list.
+    async fn upload_last_part(
+        &self,
+        guard: &LockGuard,
+        info: &UploadInfo,
+    ) -> Result<Vec<PartRecord>> {
+        let mut parts = self.state.parts(&info.id).await?;
         let covered: u64 = parts.iter().map(|p| p.size).sum();
         if covered >= info.offset {
-            return Ok(());
+            return Ok(parts);
         }
         let Some(mp) = &info.multipart_id else {
             return Err(Error::Internal(format!(
@@ -73,13 +81,14 @@ impl UploadService {
                     expected_tail_len: tail_len,
                     new_offset: info.offset,
                     change: Change::Part {
-                        record,
+                        record: record.clone(),
                         consumes_tail: true,
                     },
                 },
             )
             .await?;
-        Ok(())
+        parts.push(record);
+        Ok(parts)
     }
 
     async fn set_state(
@@ -106,7 +115,7 @@ impl UploadService {
     /// CompleteMultipartUpload, made idempotent: if the multipart upload is
     /// already gone and the object exists with the right size, a previous
     /// attempt succeeded.
-    async fn complete_object(&self, info: &UploadInfo) -> Result<()> {
+    async fn complete_object(&self, info: &UploadInfo, parts: &[PartRecord]) -> Result<()> {
         let key = &info.object_key;
         let Some(mp) = &info.multipart_id else {
             // Created empty: the object was written at creation.
@@ -121,8 +130,7 @@ impl UploadService {
                 .await?;
             return Ok(());
         }
-        let parts = self.state.parts(&info.id).await?;
-        match self.objects.complete_multipart(key, mp, &parts).await {
+        match self.objects.complete_multipart(key, mp, parts).await {
             Ok(()) => Ok(()),
             Err(StoreError::NotFound(detail)) => {
                 if self.objects.object_size(key).await? == Some(info.offset) {

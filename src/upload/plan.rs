@@ -83,11 +83,6 @@ pub fn part_number(offset: u64, part_size: u64) -> u32 {
     u32::try_from(offset / part_size + 1).unwrap_or(u32::MAX)
 }
 
-/// Where part `number` starts.
-pub fn part_start(number: u32, part_size: u64) -> u64 {
-    u64::from(number.saturating_sub(1)) * part_size
-}
-
 /// How many bytes of a committed offset sit in the tail, past the last full part.
 pub fn tail_len(offset: u64, part_size: u64) -> u64 {
     offset % part_size

@@ -2,13 +2,12 @@
 //! commits what arrived and exits promptly, and a restarted process picks the
 //! upload up where it stood.
 
-use crate::helpers::{MIB, data, header_u64, location};
+use crate::helpers::{MIB, data, header_u64, location, stalled_patch};
 use crate::servers::free_port;
 use reqwest::StatusCode;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
 
 fn launch(dir: &Path, port: u16) -> Child {
     Command::new(env!("CARGO_BIN_EXE_partway"))
@@ -53,23 +52,7 @@ async fn sigterm_commits_in_flight_bytes_and_a_restart_resumes() {
     let url = location(&created);
 
     // A PATCH sends 3 MiB, then stalls with its connection open.
-    let (tx, rx) = mpsc::channel::<Result<Vec<u8>, std::io::Error>>(2);
-    tx.send(Ok(bytes[..3 * MIB].to_vec())).await.expect("send");
-    let body = reqwest::Body::wrap_stream(futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
-    }));
-    let patch = {
-        let (http, url) = (http.clone(), url.clone());
-        tokio::spawn(async move {
-            http.patch(&url)
-                .header("Tus-Resumable", "1.0.0")
-                .header("Content-Type", "application/offset+octet-stream")
-                .header("Upload-Offset", "0")
-                .body(body)
-                .send()
-                .await
-        })
-    };
+    let (tx, patch) = stalled_patch(&http, &url, bytes[..3 * MIB].to_vec()).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let killed = Command::new("kill")
         .args(["-TERM", &server.id().to_string()])

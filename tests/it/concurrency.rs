@@ -1,10 +1,9 @@
 //! Two writers on one upload: the lock lets one in at a time, and bytes from
 //! the two never interleave.
 
-use crate::helpers::{MIB, TestApp, data, header_u64};
+use crate::helpers::{MIB, TestApp, data, header_u64, stalled_patch};
 use reqwest::StatusCode;
 use std::time::Duration;
-use tokio::sync::mpsc;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_patch_never_interleaves_with_the_first() {
@@ -14,24 +13,7 @@ async fn a_second_patch_never_interleaves_with_the_first() {
     let url = app.create(Some(first.len() as u64)).await;
 
     // The first writer sends 1 MiB, then stalls with its request still open.
-    let (tx, rx) = mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
-    tx.send(Ok(first[..MIB].to_vec())).await.expect("send");
-    let body = reqwest::Body::wrap_stream(futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
-    }));
-    let stalled = {
-        let http = app.http.clone();
-        let url = url.clone();
-        tokio::spawn(async move {
-            http.patch(&url)
-                .header("Tus-Resumable", "1.0.0")
-                .header("Content-Type", "application/offset+octet-stream")
-                .header("Upload-Offset", "0")
-                .body(body)
-                .send()
-                .await
-        })
-    };
+    let (tx, stalled) = stalled_patch(&app.http, &url, first[..MIB].to_vec()).await;
     app.await_locked(&url).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
 

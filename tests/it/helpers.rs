@@ -316,6 +316,30 @@ impl Drop for TestApp {
     }
 }
 
+/// A PATCH at offset 0 that sends `first`, then stalls with its connection
+/// open until the returned sender sends more or is dropped.
+pub async fn stalled_patch(
+    http: &reqwest::Client,
+    url: &str,
+    first: Vec<u8>,
+) -> (
+    tokio::sync::mpsc::Sender<Result<Vec<u8>, std::io::Error>>,
+    JoinHandle<reqwest::Result<Response>>,
+) {
+    let (tx, rx) = tokio::sync::mpsc::channel(2);
+    tx.send(Ok(first)).await.expect("first bytes");
+    let body = reqwest::Body::wrap_stream(futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    }));
+    let request = http
+        .patch(url)
+        .header("Tus-Resumable", "1.0.0")
+        .header("Content-Type", "application/offset+octet-stream")
+        .header("Upload-Offset", "0")
+        .body(body);
+    (tx, tokio::spawn(request.send()))
+}
+
 /// The last path segment of an upload URL.
 pub fn id_of(url: &str) -> &str {
     url.rsplit('/').next().unwrap_or(url)

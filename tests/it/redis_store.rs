@@ -17,7 +17,7 @@ fn prefix() -> String {
 async fn locker(prefix: &str, ttl: Duration) -> RedisLocker {
     let url = &servers().redis_url;
     let client = redis::Client::open(url.as_str()).expect("client");
-    let conn = connect(url).await.expect("redis");
+    let conn = connect(&client).await.expect("redis");
     RedisLocker::new(client, conn, prefix, ttl)
 }
 
@@ -50,7 +50,9 @@ fn append(expected_offset: u64, expected_tail_len: u64, data: &'static [u8]) -> 
 async fn commits_are_fenced_by_offset_tail_and_lock_owner() {
     let prefix = prefix();
     let state = RedisState::new(
-        connect(&servers().redis_url).await.expect("redis"),
+        connect(&redis::Client::open(servers().redis_url.as_str()).expect("client"))
+            .await
+            .expect("redis"),
         prefix.clone(),
     );
     let locks = locker(&prefix, Duration::from_secs(10)).await;

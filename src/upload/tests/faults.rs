@@ -1,7 +1,7 @@
 //! Core tests with injected store faults: a failed CompleteMultipartUpload,
 //! and a multipart upload that vanished behind partway's back.
 
-use super::{PART, body, service};
+use super::{PART, body, send, service};
 use crate::error::Error;
 use crate::store::StoreError;
 use crate::store::local::LocalObjects;
@@ -130,12 +130,6 @@ async fn a_failed_complete_is_retried_by_the_next_head_or_patch() {
         })
         .await
         .expect("create");
-    let send = |offset: u64, bytes: &[u8]| AppendRequest {
-        offset,
-        declared_length: None,
-        content_length: Some(bytes.len() as u64),
-        body: body(vec![bytes.to_vec()], false),
-    };
     // The last PATCH gets every byte in, but Complete fails: 503.
     let first = service.append(&info.id, send(0, &data)).await;
     assert!(matches!(first, Err(Error::Unavailable(_))), "{first:?}");

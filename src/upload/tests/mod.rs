@@ -53,6 +53,16 @@ pub(super) fn body(chunks: Vec<Vec<u8>>, then_fail: bool) -> BodyStream {
     Box::pin(futures_util::stream::iter(items))
 }
 
+/// A PATCH of `bytes` at `offset`, with a Content-Length, in one chunk.
+pub(super) fn send(offset: u64, bytes: &[u8]) -> AppendRequest {
+    AppendRequest {
+        offset,
+        declared_length: None,
+        content_length: Some(bytes.len() as u64),
+        body: body(vec![bytes.to_vec()], false),
+    }
+}
+
 /// Splits `data` into pieces of the given sizes (the last takes the rest).
 fn split(data: &[u8], sizes: &[usize]) -> Vec<Vec<u8>> {
     let mut rest = data;
@@ -192,27 +202,21 @@ async fn a_completed_upload_accepts_an_empty_patch_and_refuses_more() {
         })
         .await
         .expect("create");
-    let patch = |offset, content: &[u8]| AppendRequest {
-        offset,
-        declared_length: None,
-        content_length: Some(content.len() as u64),
-        body: body(vec![content.to_vec()], false),
-    };
     service
-        .append(&info.id, patch(0, b"abc"))
+        .append(&info.id, send(0, b"abc"))
         .await
         .expect("append");
     let again = service
-        .append(&info.id, patch(3, b""))
+        .append(&info.id, send(3, b""))
         .await
         .expect("empty PATCH");
     assert_eq!(again.offset, 3);
     assert!(matches!(
-        service.append(&info.id, patch(3, b"d")).await,
+        service.append(&info.id, send(3, b"d")).await,
         Err(Error::TooLarge(_))
     ));
     assert!(matches!(
-        service.append(&info.id, patch(0, b"abc")).await,
+        service.append(&info.id, send(0, b"abc")).await,
         Err(Error::OffsetMismatch {
             expected: 3,
             got: 0
@@ -224,12 +228,6 @@ async fn a_completed_upload_accepts_an_empty_patch_and_refuses_more() {
 async fn the_embedded_store_survives_a_restart() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data: Vec<u8> = (0..3000u32).map(|i| (i * 7 % 256) as u8).collect();
-    let send = |offset: u64, bytes: &[u8]| AppendRequest {
-        offset,
-        declared_length: None,
-        content_length: Some(bytes.len() as u64),
-        body: body(vec![bytes.to_vec()], false),
-    };
     let id = {
         let (first, _) = service(dir.path());
         let info = first
