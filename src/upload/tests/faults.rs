@@ -1,14 +1,14 @@
 //! Core tests with injected store faults: a failed CompleteMultipartUpload,
 //! and a multipart upload that vanished behind partway's back.
 
-use super::{PART, body, send, service};
+use super::{PART, body, new_upload, send, service, stored};
 use crate::error::Error;
 use crate::store::StoreError;
 use crate::store::local::LocalObjects;
 use crate::store::local_lock::LocalLocker;
 use crate::store::local_state::LocalState;
 use crate::upload::model::{self, UploadState};
-use crate::upload::{AppendRequest, NewUpload, UploadService};
+use crate::upload::{AppendRequest, UploadService};
 use bytes::Bytes;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -17,13 +17,7 @@ use std::sync::atomic::Ordering;
 async fn an_upload_whose_multipart_upload_vanished_is_retired_with_404() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (service, objects) = service(dir.path());
-    let info = service
-        .create(NewUpload {
-            length: Some(4 * PART),
-            metadata: None,
-        })
-        .await
-        .expect("create");
+    let info = new_upload(&service, Some(4 * PART)).await;
     // A lifecycle rule (or the store's own cleanup) aborts it behind our back.
     let mp = info.multipart_id.clone().expect("multipart upload");
     crate::store::ObjectStore::abort_multipart(&objects, &info.object_key, &mp)
@@ -123,13 +117,7 @@ async fn a_failed_complete_is_retried_by_the_next_head_or_patch() {
         "",
     ));
     let data: Vec<u8> = (0..2500u32).map(|i| (i % 13) as u8).collect();
-    let info = service
-        .create(NewUpload {
-            length: Some(2500),
-            metadata: None,
-        })
-        .await
-        .expect("create");
+    let info = new_upload(&service, Some(2500)).await;
     // The last PATCH gets every byte in, but Complete fails: 503.
     let first = service.append(&info.id, send(0, &data)).await;
     assert!(matches!(first, Err(Error::Unavailable(_))), "{first:?}");
@@ -155,7 +143,7 @@ async fn a_failed_complete_is_retried_by_the_next_head_or_patch() {
         uploaded,
         "nothing re-uploaded"
     );
-    let stored = std::fs::read(objects.path_of(&info.object_key).expect("path")).expect("object");
+    let stored = stored(&objects, &info);
     assert_eq!(stored, data);
     assert_eq!(service.head(&info.id).await.expect("head").offset, 2500);
 }

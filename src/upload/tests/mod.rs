@@ -53,6 +53,22 @@ pub(super) fn body(chunks: Vec<Vec<u8>>, then_fail: bool) -> BodyStream {
     Box::pin(futures_util::stream::iter(items))
 }
 
+/// A new upload of `length` bytes (`None`: deferred), without metadata.
+pub(super) async fn new_upload(service: &UploadService, length: Option<u64>) -> UploadInfo {
+    service
+        .create(NewUpload {
+            length,
+            metadata: None,
+        })
+        .await
+        .expect("create")
+}
+
+/// The finished object of `info` in the embedded store.
+pub(super) fn stored(objects: &LocalObjects, info: &UploadInfo) -> Vec<u8> {
+    std::fs::read(objects.path_of(&info.object_key).expect("path")).expect("object")
+}
+
 /// A PATCH of `bytes` at `offset`, with a Content-Length, in one chunk.
 pub(super) fn send(offset: u64, bytes: &[u8]) -> AppendRequest {
     AppendRequest {
@@ -152,13 +168,7 @@ async fn a_broken_body_keeps_every_byte_that_arrived() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (service, objects) = service(dir.path());
     let data: Vec<u8> = (0..5000u32).map(|i| (i % 251) as u8).collect();
-    let info = service
-        .create(NewUpload {
-            length: Some(5000),
-            metadata: None,
-        })
-        .await
-        .expect("create");
+    let info = new_upload(&service, Some(5000)).await;
     // 2500 bytes arrive (two full parts and a tail of 452), then the line dies.
     let after = service
         .append(
@@ -187,7 +197,7 @@ async fn a_broken_body_keeps_every_byte_that_arrived() {
         .await
         .expect("resume");
     assert_eq!(done.state, UploadState::Completed);
-    let stored = std::fs::read(objects.path_of(&info.object_key).expect("path")).expect("object");
+    let stored = stored(&objects, &info);
     assert_eq!(stored, data);
 }
 
@@ -195,13 +205,7 @@ async fn a_broken_body_keeps_every_byte_that_arrived() {
 async fn a_completed_upload_accepts_an_empty_patch_and_refuses_more() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (service, _) = service(dir.path());
-    let info = service
-        .create(NewUpload {
-            length: Some(3),
-            metadata: None,
-        })
-        .await
-        .expect("create");
+    let info = new_upload(&service, Some(3)).await;
     service
         .append(&info.id, send(0, b"abc"))
         .await
@@ -255,7 +259,7 @@ async fn the_embedded_store_survives_a_restart() {
         .await
         .expect("resume");
     assert_eq!(done.state, UploadState::Completed);
-    let stored = std::fs::read(objects.path_of(&done.object_key).expect("path")).expect("object");
+    let stored = stored(&objects, &done);
     assert_eq!(stored, data);
 }
 
@@ -263,13 +267,7 @@ async fn the_embedded_store_survives_a_restart() {
 async fn a_refused_patch_does_not_declare_its_length() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (service, _) = service(dir.path());
-    let info = service
-        .create(NewUpload {
-            length: None,
-            metadata: None,
-        })
-        .await
-        .expect("create");
+    let info = new_upload(&service, None).await;
     let too_long = AppendRequest {
         offset: 0,
         declared_length: Some(10),
@@ -287,13 +285,7 @@ async fn a_refused_patch_does_not_declare_its_length() {
 async fn a_dropped_request_still_commits_what_arrived() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (service, _) = service(dir.path());
-    let info = service
-        .create(NewUpload {
-            length: Some(3000),
-            metadata: None,
-        })
-        .await
-        .expect("create");
+    let info = new_upload(&service, Some(3000)).await;
     let (tx, rx) = tokio::sync::mpsc::channel::<std::result::Result<Bytes, BodyError>>(4);
     tx.send(Ok(Bytes::from(vec![5u8; 1500])))
         .await
