@@ -36,7 +36,11 @@ impl Partway {
     /// # Errors
     /// A message when a store cannot be reached or prepared.
     pub async fn from_settings(settings: &Settings) -> Result<Self, String> {
-        let limits = Limits::new(settings.part_size, settings.max_size);
+        let limits = Limits {
+            expire_after: settings.expire_after,
+            expired_gone: settings.expired_gone,
+            ..Limits::new(settings.part_size, settings.max_size)
+        };
         let service = match &settings.backend {
             Backend::Local { data_dir } => {
                 tokio::fs::create_dir_all(data_dir)

@@ -11,6 +11,7 @@ use crate::upload::plan::{MIB, PartLimits};
 use clap::Parser;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// partway: a tus 1.0 resumable-upload server that streams uploads into S3.
 #[derive(Debug, Clone, Parser)]
@@ -53,6 +54,25 @@ pub struct Config {
     /// Comma-separated origins allowed by CORS, or * for any.
     #[arg(long, env = "PARTWAY_CORS_ORIGINS", default_value = "*")]
     pub cors_origins: String,
+    /// Send Access-Control-Allow-Credentials, echoing the origin (needs an
+    /// explicit --cors-origins list).
+    #[arg(long, env = "PARTWAY_CORS_ALLOW_CREDENTIALS")]
+    pub cors_allow_credentials: bool,
+    /// Unfinished uploads expire this long after their last PATCH, e.g.
+    /// 30m, 24h, 7d; 0 never.
+    #[arg(long, env = "PARTWAY_EXPIRE_AFTER", default_value = "24h")]
+    pub expire_after: String,
+    /// Status for an expired upload: 404 (tus-java-client re-creates only
+    /// on 404) or 410.
+    #[arg(long, env = "PARTWAY_EXPIRED_STATUS", default_value = "404")]
+    pub expired_status: u16,
+    /// Give Location as a path (/files/<id>) instead of an absolute URL.
+    #[arg(long, env = "PARTWAY_RELATIVE_LOCATION")]
+    pub relative_location: bool,
+    /// Comma-separated addresses or CIDRs of reverse proxies whose Forwarded
+    /// and X-Forwarded-Proto/-Host headers are believed for Location.
+    #[arg(long, env = "PARTWAY_TRUSTED_PROXIES", default_value = "")]
+    pub trusted_proxies: String,
     /// Directory of the embedded store, used when no S3 bucket is set.
     #[arg(long, env = "PARTWAY_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
@@ -120,6 +140,54 @@ pub struct Settings {
     pub backend: Backend,
     pub part_size: u64,
     pub max_size: Option<u64>,
+    /// How long an unfinished upload lives after its last PATCH.
+    pub expire_after: Option<Duration>,
+    /// Answer 410 instead of 404 for expired uploads.
+    pub expired_gone: bool,
+}
+
+/// Splits `"8 MiB"` into the trimmed text, `8` and `"MiB"`.
+fn number_and_unit<'a>(text: &'a str, what: &str) -> Result<(&'a str, u64, &'a str), String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let n = digits
+        .parse()
+        .map_err(|_| format!("{text:?} is not a {what}"))?;
+    Ok((text, n, unit.trim()))
+}
+
+/// Parses durations such as `30s`, `15m`, `24h`, `7d` or plain seconds.
+///
+/// # Errors
+/// A message for anything else.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let (text, n, unit) = number_and_unit(text, "duration")?;
+    let scale = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        other => return Err(format!("unknown duration unit {other:?} in {text:?}")),
+    };
+    n.checked_mul(scale)
+        .map(Duration::from_secs)
+        .ok_or_else(|| format!("{text:?} is too long"))
+}
+
+/// Parses a comma-separated list of addresses or CIDRs.
+fn parse_proxies(text: &str) -> Result<Vec<ipnet::IpNet>, String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<ipnet::IpNet>()
+                .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| format!("--trusted-proxies: {s:?} is not an address or CIDR"))
+        })
+        .collect()
 }
 
 /// Parses sizes such as `8MiB`, `5 GiB`, `1T` or plain bytes (binary units).
@@ -127,15 +195,8 @@ pub struct Settings {
 /// # Errors
 /// A message for anything else.
 pub fn parse_size(text: &str) -> Result<u64, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (digits, unit) = text.split_at(split);
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("{text:?} is not a size"))?;
-    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+    let (text, n, unit) = number_and_unit(text, "size")?;
+    let shift = match unit.to_ascii_lowercase().as_str() {
         "" | "b" => 0,
         "k" | "kib" => 10,
         "m" | "mib" => 20,
@@ -183,22 +244,41 @@ impl Config {
             return Err("--max-size cannot exceed S3's largest object, 5TiB".into());
         }
         let backend = self.backend()?;
-        let cors_origins = self
+        let cors_origins: Vec<String> = self
             .cors_origins
             .split(',')
             .map(str::trim)
             .filter(|o| !o.is_empty())
             .map(str::to_owned)
             .collect();
+        if self.cors_allow_credentials
+            && (cors_origins.is_empty() || cors_origins.iter().any(|o| o == "*"))
+        {
+            return Err(
+                "--cors-allow-credentials needs --cors-origins to list origins, not *".into(),
+            );
+        }
+        let expire_after =
+            parse_duration(&self.expire_after).map_err(|e| format!("--expire-after: {e}"))?;
+        let expired_gone = match self.expired_status {
+            404 => false,
+            410 => true,
+            _ => return Err("--expired-status must be 404 or 410".into()),
+        };
         Ok(Settings {
             listen,
             http: HttpConfig {
                 base_path: format!("{}/", self.base_path.trim_end_matches('/')),
                 cors_origins,
+                cors_credentials: self.cors_allow_credentials,
+                relative_location: self.relative_location,
+                trusted_proxies: parse_proxies(&self.trusted_proxies)?,
             },
             backend,
             part_size,
             max_size,
+            expire_after: (!expire_after.is_zero()).then_some(expire_after),
+            expired_gone,
         })
     }
 
@@ -286,6 +366,39 @@ mod tests {
         assert!(err(&["--listen", "nowhere"]).contains("--listen"));
         assert!(err(&["--base-path", "files"]).contains("--base-path"));
         assert!(err(&["--max-size", "9T"]).contains("--max-size"));
+        assert!(err(&["--expire-after", "soon"]).contains("--expire-after"));
+        assert!(err(&["--expired-status", "500"]).contains("--expired-status"));
+        assert!(err(&["--trusted-proxies", "10.0.0.0/99"]).contains("--trusted-proxies"));
+        assert!(err(&["--cors-allow-credentials"]).contains("--cors-origins"));
+    }
+
+    #[test]
+    fn durations_and_proxies() {
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("24h"), Ok(Duration::from_secs(86_400)));
+        assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(604_800)));
+        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
+        assert!(parse_duration("-1s").is_err());
+        let s = config(&[
+            "--expire-after",
+            "0",
+            "--trusted-proxies",
+            "10.0.0.0/8, 127.0.0.1",
+            "--cors-origins",
+            "https://app.example",
+            "--cors-allow-credentials",
+            "--expired-status",
+            "410",
+        ])
+        .validate()
+        .expect("valid");
+        assert_eq!(s.expire_after, None);
+        assert!(s.expired_gone && s.http.cors_credentials);
+        assert_eq!(s.http.trusted_proxies.len(), 2);
+        assert_eq!(
+            config(&[]).validate().expect("valid").expire_after,
+            Some(Duration::from_secs(86_400))
+        );
     }
 
     #[test]

@@ -35,6 +35,21 @@ pub enum Error {
     /// 409: `Upload-Offset` is not the upload's offset.
     #[error("Upload-Offset {got} does not match the upload's offset {expected}")]
     OffsetMismatch { expected: u64, got: u64 },
+    /// 460: the body does not match its `Upload-Checksum`; nothing of it
+    /// was kept.
+    #[error("checksum mismatch: the body does not match its {0} Upload-Checksum")]
+    ChecksumMismatch(&'static str),
+    /// 403: the request is not allowed on this upload (a PATCH to a final
+    /// upload of the concatenation extension).
+    #[error("{0}")]
+    Forbidden(String),
+    /// 409: the upload is not in a state that allows this request (a GET of
+    /// an unfinished upload).
+    #[error("{0}")]
+    Conflict(String),
+    /// 410: the upload expired (when configured instead of 404).
+    #[error("upload expired")]
+    Gone,
     /// 413: larger than the server or the upload allows.
     #[error("{0}")]
     TooLarge(String),
@@ -63,7 +78,12 @@ impl Error {
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::NotFound | Self::UploadLost(_) => StatusCode::NOT_FOUND,
-            Self::OffsetMismatch { .. } => StatusCode::CONFLICT,
+            Self::OffsetMismatch { .. } | Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::ChecksumMismatch(_) => {
+                StatusCode::from_u16(460).unwrap_or(StatusCode::BAD_REQUEST)
+            }
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::Gone => StatusCode::GONE,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Locked(_) => StatusCode::LOCKED,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -149,6 +169,12 @@ impl IntoResponse for Error {
             }
             Self::Unavailable(_) | Self::Locked(_) => {
                 headers.insert("retry-after", HeaderValue::from_static("1"));
+            }
+            Self::ChecksumMismatch(_) => {
+                // hyper knows no reason phrase for the tus-specific 460.
+                response
+                    .extensions_mut()
+                    .insert(hyper::ext::ReasonPhrase::from_static(b"Checksum Mismatch"));
             }
             _ => {}
         }

@@ -24,6 +24,7 @@ pub async fn serve(
     service: Arc<UploadService>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    service.spawn_reaper();
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
     let signal = async move {
         shutdown.await;
@@ -31,7 +32,8 @@ pub async fn serve(
         service.begin_shutdown();
         let _ = stopping_tx.send(());
     };
-    let server = axum::serve(listener, router).with_graceful_shutdown(signal);
+    let app = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let server = axum::serve(listener, app).with_graceful_shutdown(signal);
     let deadline = async {
         if stopping_rx.await.is_ok() {
             tokio::time::sleep(SHUTDOWN_GRACE).await;

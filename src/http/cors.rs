@@ -45,6 +45,10 @@ const EXPOSED: &[&str] = &[
     names::TUS_EXTENSION,
     names::TUS_MAX_SIZE,
     "tus-checksum-algorithm",
+    "content-range",
+    "accept-ranges",
+    "content-disposition",
+    "etag",
 ];
 
 const METHODS: &str = "GET, HEAD, POST, PATCH, DELETE, OPTIONS";
@@ -53,6 +57,7 @@ const METHODS: &str = "GET, HEAD, POST, PATCH, DELETE, OPTIONS";
 #[derive(Debug, Clone)]
 pub(super) struct Cors {
     any: bool,
+    credentials: bool,
     origins: Arc<[HeaderValue]>,
     allowed: HeaderValue,
     exposed: HeaderValue,
@@ -65,9 +70,12 @@ fn list(names: &[&str]) -> HeaderValue {
 
 impl Cors {
     /// Allows `origins`; any origin when the list is empty or holds `*`.
-    pub(super) fn new(origins: &[String]) -> Self {
+    /// With `credentials`, the origin is always echoed, never `*` (the
+    /// configuration refuses `*` with credentials).
+    pub(super) fn new(origins: &[String], credentials: bool) -> Self {
         Self {
             any: origins.is_empty() || origins.iter().any(|o| o == "*"),
+            credentials,
             origins: origins
                 .iter()
                 .filter_map(|o| HeaderValue::from_str(o.trim_end_matches('/')).ok())
@@ -81,15 +89,29 @@ impl Cors {
         self.any || self.origins.iter().any(|o| o == origin)
     }
 
+    /// An echoed origin makes responses differ by Origin; caches must know,
+    /// whether or not this request had one.
+    fn vary(&self, headers: &mut HeaderMap) {
+        if !self.any || self.credentials {
+            headers.append(h::VARY, HeaderValue::from_static("origin"));
+        }
+    }
+
     fn decorate(&self, origin: &HeaderValue, headers: &mut HeaderMap) {
-        if self.any {
+        if self.credentials {
+            headers.insert(
+                h::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+                HeaderValue::from_static("true"),
+            );
+        }
+        if self.any && !self.credentials {
             headers.insert(
                 h::ACCESS_CONTROL_ALLOW_ORIGIN,
                 HeaderValue::from_static("*"),
             );
         } else {
             headers.insert(h::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
-            headers.append(h::VARY, HeaderValue::from_static("origin"));
+            self.vary(headers);
         }
         headers.insert(h::ACCESS_CONTROL_EXPOSE_HEADERS, self.exposed.clone());
     }
@@ -98,11 +120,15 @@ impl Cors {
 /// Answers preflights and adds CORS headers to responses for allowed origins.
 pub(super) async fn middleware(State(cors): State<Cors>, request: Request, next: Next) -> Response {
     let Some(origin) = request.headers().get(h::ORIGIN).cloned() else {
-        return next.run(request).await;
+        let mut response = next.run(request).await;
+        cors.vary(response.headers_mut());
+        return response;
     };
     if !cors.allows(&origin) {
         // No CORS headers: the browser refuses the response.
-        return next.run(request).await;
+        let mut response = next.run(request).await;
+        cors.vary(response.headers_mut());
+        return response;
     }
     let preflight = request.method() == Method::OPTIONS
         && request

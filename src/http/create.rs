@@ -1,14 +1,18 @@
 //! The upload collection: OPTIONS (discovery) and POST (creation, with
-//! `creation-with-upload` and `creation-defer-length`).
+//! `creation-with-upload`, `creation-defer-length` and `concatenation`).
 
+use super::location::{collection_url, peer};
 use super::{
-    AppState, body_stream, check_version, content_length, effective_method, header,
-    is_offset_stream, u64_header,
+    AppState, body_stream, check_version, content_length, effective_method, expires_header, header,
+    is_offset_stream, u64_header, verify_from,
 };
 use crate::error::{Error, Result};
+use crate::protocol::checksum::Algorithm;
+use crate::protocol::headers::{UploadConcat, url_last_segment};
 use crate::protocol::metadata::Metadata;
 use crate::protocol::{self, headers as tus, names};
-use crate::upload::{AppendRequest, NewUpload};
+use crate::upload::model::UploadId;
+use crate::upload::{AppendRequest, NewConcat, NewUpload};
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header as h};
 use axum::response::{IntoResponse, Response};
@@ -39,6 +43,9 @@ pub(crate) fn options(app: &AppState) -> Response {
         names::TUS_MAX_SIZE,
         HeaderValue::from(app.service.limits().max_size),
     );
+    if let Ok(v) = HeaderValue::from_str(&Algorithm::advertised()) {
+        headers.insert(names::TUS_CHECKSUM_ALGORITHM, v);
+    }
     response
 }
 
@@ -60,16 +67,47 @@ fn requested_length(headers: &HeaderMap) -> Result<Option<u64>> {
     }
 }
 
+/// Reads `Upload-Concat`. A final upload takes its length from its partials,
+/// so it must not carry one, nor a body.
+fn requested_concat(headers: &HeaderMap) -> Result<Option<NewConcat>> {
+    let Some(raw) = header(headers, names::UPLOAD_CONCAT) else {
+        return Ok(None);
+    };
+    Ok(Some(match tus::parse_concat(raw)? {
+        UploadConcat::Partial => NewConcat::Partial,
+        UploadConcat::Final(urls) => {
+            if headers.contains_key(names::UPLOAD_LENGTH)
+                || headers.contains_key(names::UPLOAD_DEFER_LENGTH)
+            {
+                return Err(Error::BadRequest(
+                    "a final upload (Upload-Concat: final) must not carry Upload-Length".into(),
+                ));
+            }
+            let partials = urls
+                .iter()
+                .map(|url| {
+                    UploadId::parse(url_last_segment(url)).ok_or_else(|| {
+                        Error::BadRequest(format!("Upload-Concat: {url:?} is not an upload URL"))
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let header = String::from_utf8_lossy(raw).trim().to_owned();
+            NewConcat::Final { header, partials }
+        }
+    }))
+}
+
 /// POST: creates an upload, taking its first bytes if the body carries any.
 async fn create(app: AppState, request: Request) -> Result<Response> {
     let headers = request.headers();
     check_version(headers)?;
-    if headers.contains_key(names::UPLOAD_CONCAT) {
-        return Err(Error::BadRequest(
-            "Upload-Concat: the concatenation extension is not enabled".into(),
-        ));
-    }
-    let length = requested_length(headers)?;
+    let concat = requested_concat(headers)?;
+    let is_final = matches!(concat, Some(NewConcat::Final { .. }));
+    let length = if is_final {
+        None
+    } else {
+        requested_length(headers)?
+    };
     let metadata = header(headers, names::UPLOAD_METADATA)
         .map(Metadata::parse)
         .transpose()?;
@@ -78,6 +116,12 @@ async fn create(app: AppState, request: Request) -> Result<Response> {
     if !with_upload && body_len.is_some_and(|l| l > 0) {
         return Err(Error::UnsupportedMediaType);
     }
+    if is_final && with_upload && body_len != Some(0) {
+        return Err(Error::BadRequest(
+            "a final upload (Upload-Concat: final) takes no body".into(),
+        ));
+    }
+    let verify = verify_from(headers)?;
     if let (Some(sent), Some(length)) = (body_len, length)
         && sent > length
     {
@@ -85,28 +129,45 @@ async fn create(app: AppState, request: Request) -> Result<Response> {
             "body of {sent} bytes exceeds Upload-Length {length}"
         )));
     }
-    let location = location(&app, headers);
-    let info = app.service.create(NewUpload { length, metadata }).await?;
+    let location = collection_url(&app, headers, peer(&request));
+    let mut info = app
+        .service
+        .create(NewUpload {
+            length,
+            metadata,
+            concat,
+        })
+        .await?;
     let location = format!("{location}{}", info.id);
     let mut offset = None;
-    if with_upload && body_len != Some(0) {
+    let mut status = StatusCode::CREATED;
+    if with_upload && body_len != Some(0) && !is_final {
         let append = AppendRequest {
             offset: 0,
             declared_length: None,
             content_length: body_len,
-            body: body_stream(request),
+            body: body_stream(request, &verify),
+            verify,
         };
         offset = Some(match app.service.append(&info.id, append).await {
-            Ok(after) => after.offset,
+            Ok(after) => {
+                info = after;
+                info.offset
+            }
             Err(e) => {
-                // The upload exists: tell the client where, and how far it got.
+                // The upload exists: tell the client where, and how far it
+                // got (a checksum mismatch is still reported as such).
                 tracing::warn!(upload = %info.id, error = %e, "creation-with-upload stopped early");
+                if let crate::error::Error::ChecksumMismatch(_) = e {
+                    status = e.status();
+                }
                 app.service.head(&info.id).await.map_or(0, |i| i.offset)
             }
         });
     }
-    let mut response = StatusCode::CREATED.into_response();
+    let mut response = status.into_response();
     let out = response.headers_mut();
+    expires_header(out, &info);
     out.insert(
         h::LOCATION,
         HeaderValue::from_str(&location)
@@ -116,23 +177,4 @@ async fn create(app: AppState, request: Request) -> Result<Response> {
         out.insert(names::UPLOAD_OFFSET, HeaderValue::from(offset));
     }
     Ok(response)
-}
-
-/// The absolute URL of the collection, from the request's authority.
-///
-/// Falls back to a path (a relative Location, which every tus client
-/// resolves) when the request names no usable host.
-fn location(app: &AppState, headers: &HeaderMap) -> String {
-    let host = headers
-        .get(h::HOST)
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| {
-            !v.is_empty()
-                && v.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b".-:[]_".contains(&b))
-        });
-    match host {
-        Some(host) => format!("http://{host}{}", app.base_path),
-        None => app.base_path.to_string(),
-    }
 }

@@ -10,17 +10,21 @@
 
 mod cors;
 mod create;
+mod download;
+mod location;
 mod resource;
 
 use crate::error::{Error, Result};
+use crate::protocol::checksum::Checksum;
 use crate::protocol::{self, names};
-use crate::upload::{BodyError, BodyStream, UploadService};
+use crate::upload::model::UploadInfo;
+use crate::upload::{BodyError, BodyStream, TrailerSlot, UploadService, Verify};
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderMap, HeaderValue, Method};
 use axum::response::Response;
 use axum::routing::any;
-use futures_util::TryStreamExt;
+use http_body_util::BodyExt;
 use std::sync::Arc;
 
 /// How the HTTP layer presents itself.
@@ -30,6 +34,13 @@ pub struct HttpConfig {
     pub base_path: String,
     /// Origins allowed by CORS; empty or `*` allows any.
     pub cors_origins: Vec<String>,
+    /// Let browsers send credentials (cookies, HTTP auth): the origin is
+    /// echoed from `cors_origins`, which must then list origins.
+    pub cors_credentials: bool,
+    /// `Location` is a path instead of an absolute URL.
+    pub relative_location: bool,
+    /// Peers whose `Forwarded` / `X-Forwarded-*` headers are believed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl Default for HttpConfig {
@@ -37,6 +48,9 @@ impl Default for HttpConfig {
         Self {
             base_path: "/files/".into(),
             cors_origins: Vec::new(),
+            cors_credentials: false,
+            relative_location: false,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -46,6 +60,8 @@ impl Default for HttpConfig {
 pub(crate) struct AppState {
     pub service: Arc<UploadService>,
     pub base_path: Arc<str>,
+    pub relative_location: bool,
+    pub trusted_proxies: Arc<[ipnet::IpNet]>,
 }
 
 /// Builds the tus router for `service`.
@@ -54,6 +70,8 @@ pub fn router(service: Arc<UploadService>, config: &HttpConfig) -> Router {
     let state = AppState {
         service,
         base_path: format!("{base}/").into(),
+        relative_location: config.relative_location,
+        trusted_proxies: config.trusted_proxies.clone().into(),
     };
     let mut router = Router::new()
         .route(&format!("{base}/"), any(create::collection))
@@ -64,7 +82,7 @@ pub fn router(service: Arc<UploadService>, config: &HttpConfig) -> Router {
     router
         .layer(axum::middleware::map_response(common_headers))
         .layer(axum::middleware::from_fn_with_state(
-            cors::Cors::new(&config.cors_origins),
+            cors::Cors::new(&config.cors_origins, config.cors_credentials),
             cors::middleware,
         ))
         // Bodies are streamed and bounded by the upload's length instead.
@@ -95,22 +113,102 @@ fn effective_method(request: &Request) -> Result<Method> {
     }
 }
 
+/// Headers that carry one value: sent twice, the request is ambiguous
+/// (RFC 9110 §5.3) and is refused rather than read by its first line.
+const SINGLE_VALUED: &[&str] = &[
+    names::TUS_RESUMABLE,
+    names::UPLOAD_OFFSET,
+    names::UPLOAD_LENGTH,
+    names::UPLOAD_DEFER_LENGTH,
+    names::UPLOAD_METADATA,
+    names::UPLOAD_CHECKSUM,
+    names::UPLOAD_CONCAT,
+    names::METHOD_OVERRIDE,
+];
+
+/// Refuses a request that repeats a single-valued tus header.
+fn check_single_valued(headers: &HeaderMap) -> Result<()> {
+    match SINGLE_VALUED
+        .iter()
+        .find(|name| headers.get_all(**name).iter().nth(1).is_some())
+    {
+        Some(name) => Err(Error::BadRequest(format!("{name} is sent more than once"))),
+        None => Ok(()),
+    }
+}
+
 /// Every tus request but OPTIONS must name the version we speak (412 otherwise).
 fn check_version(headers: &HeaderMap) -> Result<()> {
+    check_single_valued(headers)?;
     match headers.get(names::TUS_RESUMABLE) {
         Some(v) if protocol::headers::is_supported_version(v.as_bytes()) => Ok(()),
         _ => Err(Error::UnsupportedVersion),
     }
 }
 
-/// The request body as the core's stream type.
-fn body_stream(request: Request) -> BodyStream {
-    Box::pin(
-        request
-            .into_body()
-            .into_data_stream()
-            .map_err(|e| BodyError(e.to_string())),
-    )
+/// How the request's body is to be checked: an `Upload-Checksum` header, or
+/// one announced as a trailer with `Trailer: Upload-Checksum`.
+///
+/// # Errors
+/// 400 for a malformed header or an unsupported algorithm.
+fn verify_from(headers: &HeaderMap) -> Result<Verify> {
+    if let Some(raw) = header(headers, names::UPLOAD_CHECKSUM) {
+        let checksum = Checksum::parse(raw).map_err(|e| Error::BadRequest(e.to_string()))?;
+        return Ok(Verify::Header(checksum));
+    }
+    let announced = headers.get_all("trailer").iter().any(|v| {
+        v.to_str().is_ok_and(|v| {
+            v.split(',')
+                .any(|name| name.trim().eq_ignore_ascii_case(names::UPLOAD_CHECKSUM))
+        })
+    });
+    Ok(if announced {
+        Verify::Trailer(TrailerSlot::default())
+    } else {
+        Verify::None
+    })
+}
+
+/// The request body as the core's stream type. An `Upload-Checksum` trailer
+/// is put in the slot of `verify`, if it expects one.
+fn body_stream(request: Request, verify: &Verify) -> BodyStream {
+    let slot = match verify {
+        Verify::Trailer(slot) => Some(slot.clone()),
+        _ => None,
+    };
+    let body = request.into_body();
+    Box::pin(futures_util::stream::unfold(
+        (body, slot),
+        |(mut body, slot)| async move {
+            loop {
+                let frame = match body.frame().await? {
+                    Ok(frame) => frame,
+                    Err(e) => return Some((Err(BodyError(e.to_string())), (body, slot))),
+                };
+                let frame = match frame.into_data() {
+                    Ok(data) => return Some((Ok(data), (body, slot))),
+                    Err(frame) => frame,
+                };
+                if let (Ok(trailers), Some(slot)) = (frame.into_trailers(), &slot)
+                    && let Some(value) = trailers.get(names::UPLOAD_CHECKSUM)
+                    && let Ok(mut slot) = slot.lock()
+                {
+                    *slot = Some(Checksum::parse(value.as_bytes()));
+                }
+            }
+        },
+    ))
+}
+
+/// `Upload-Expires` for an upload that will expire (RFC 9110 date).
+fn expires_header(headers: &mut HeaderMap, info: &UploadInfo) {
+    let Some(at) = info.expires_at else {
+        return;
+    };
+    let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(at);
+    if let Ok(value) = HeaderValue::from_str(&httpdate::fmt_http_date(when)) {
+        headers.insert(names::UPLOAD_EXPIRES, value);
+    }
 }
 
 /// A header's raw bytes, if present.

@@ -1,15 +1,15 @@
-//! One upload's URL: OPTIONS, HEAD (status), PATCH (append) and DELETE
-//! (termination).
+//! One upload's URL: OPTIONS, HEAD (status), PATCH (append), DELETE
+//! (termination) and GET (download of a finished upload).
 
 use super::create::options;
 use super::{
-    AppState, body_stream, check_version, content_length, effective_method, is_offset_stream,
-    u64_header,
+    AppState, body_stream, check_version, content_length, effective_method, expires_header,
+    is_offset_stream, u64_header, verify_from,
 };
 use crate::error::{Error, Result};
 use crate::protocol::names;
 use crate::upload::AppendRequest;
-use crate::upload::model::{UploadId, UploadInfo};
+use crate::upload::model::{UploadId, UploadInfo, UploadState};
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header as h};
 use axum::response::{IntoResponse, Response};
@@ -24,6 +24,11 @@ pub(crate) async fn upload(
         let method = effective_method(&request)?;
         if method == Method::OPTIONS {
             return Ok(options(&app));
+        }
+        if method == Method::GET {
+            // A plain download: browsers and curl send no Tus-Resumable.
+            let id = UploadId::parse(&id).ok_or(Error::NotFound)?;
+            return super::download::get(&app, &id, request.headers()).await;
         }
         check_version(request.headers())?;
         // Anything that is not one of our ids cannot name an upload.
@@ -48,7 +53,16 @@ async fn head(app: &AppState, id: &UploadId) -> Result<Response> {
     let mut response = StatusCode::OK.into_response();
     let headers = response.headers_mut();
     headers.insert(h::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(names::UPLOAD_OFFSET, HeaderValue::from(info.offset));
+    // A final upload has no offset until it is assembled.
+    if !info.is_final() || info.state == UploadState::Completed {
+        headers.insert(names::UPLOAD_OFFSET, HeaderValue::from(info.offset));
+    }
+    if let Some(concat) = info.concat_header()
+        && let Ok(value) = HeaderValue::from_str(concat)
+    {
+        headers.insert(names::UPLOAD_CONCAT, value);
+    }
+    expires_header(headers, &info);
     match info.length {
         Some(length) => headers.insert(names::UPLOAD_LENGTH, HeaderValue::from(length)),
         None => headers.insert(names::UPLOAD_DEFER_LENGTH, HeaderValue::from_static("1")),
@@ -71,7 +85,8 @@ async fn patch(app: &AppState, id: &UploadId, request: Request) -> Result<Respon
         .ok_or_else(|| Error::BadRequest("Upload-Offset is required".into()))?;
     let declared_length = u64_header(headers, names::UPLOAD_LENGTH, "Upload-Length")?;
     let content_length = content_length(headers)?;
-    let body = body_stream(request);
+    let verify = verify_from(headers)?;
+    let body = body_stream(request, &verify);
     let info = app
         .service
         .append(
@@ -81,6 +96,7 @@ async fn patch(app: &AppState, id: &UploadId, request: Request) -> Result<Respon
                 declared_length,
                 content_length,
                 body,
+                verify,
             },
         )
         .await?;
@@ -89,8 +105,8 @@ async fn patch(app: &AppState, id: &UploadId, request: Request) -> Result<Respon
 
 fn patched(info: &UploadInfo) -> Response {
     let mut response = StatusCode::NO_CONTENT.into_response();
-    response
-        .headers_mut()
-        .insert(names::UPLOAD_OFFSET, HeaderValue::from(info.offset));
+    let headers = response.headers_mut();
+    headers.insert(names::UPLOAD_OFFSET, HeaderValue::from(info.offset));
+    expires_header(headers, info);
     response
 }

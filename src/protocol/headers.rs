@@ -53,6 +53,47 @@ pub fn parse_defer_length(raw: &[u8]) -> Result<(), HeaderError> {
     }
 }
 
+/// A parsed `Upload-Concat` header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UploadConcat {
+    Partial,
+    /// `final;<url> <url>...`: the URLs (absolute or relative) in order.
+    Final(Vec<String>),
+}
+
+/// Parses `Upload-Concat`: `partial`, or `final;` and space-separated URLs.
+///
+/// # Errors
+/// A [`HeaderError`] for anything else, or a final with no URL.
+pub fn parse_concat(raw: &[u8]) -> Result<UploadConcat, HeaderError> {
+    let err = |reason| HeaderError::new("Upload-Concat", reason);
+    let text = std::str::from_utf8(raw)
+        .map_err(|_| err("not ASCII"))?
+        .trim();
+    if text == "partial" {
+        return Ok(UploadConcat::Partial);
+    }
+    let urls = text
+        .strip_prefix("final;")
+        .ok_or_else(|| err("must be \"partial\" or \"final;<urls>\""))?;
+    let urls: Vec<String> = urls.split_ascii_whitespace().map(str::to_owned).collect();
+    if urls.is_empty() {
+        return Err(err("a final upload must name its partial uploads"));
+    }
+    Ok(UploadConcat::Final(urls))
+}
+
+/// The upload id an upload URL ends with: its last path segment, whether
+/// the URL is absolute or relative, ignoring any query or fragment.
+pub fn url_last_segment(url: &str) -> &str {
+    let path = url.split(['?', '#']).next().unwrap_or("");
+    let path = match path.split_once("://") {
+        Some((_, rest)) => rest.find('/').map_or("", |i| &rest[i..]),
+        None => path,
+    };
+    path.trim_end_matches('/').rsplit('/').next().unwrap_or("")
+}
+
 /// Whether a `Tus-Resumable` value names the version we speak.
 pub fn is_supported_version(raw: &[u8]) -> bool {
     raw.trim_ascii() == super::TUS_VERSION.as_bytes()
@@ -105,7 +146,32 @@ mod tests {
         assert!(!is_supported_version(b""));
     }
 
+    #[test]
+    fn concat_headers() {
+        assert_eq!(parse_concat(b"partial"), Ok(UploadConcat::Partial));
+        assert_eq!(
+            parse_concat(b"final;/files/a http://h:1/files/b"),
+            Ok(UploadConcat::Final(vec![
+                "/files/a".into(),
+                "http://h:1/files/b".into()
+            ]))
+        );
+        for bad in [&b"final;"[..], b"final", b"partial;x", b"", b"FINAL;/a"] {
+            assert!(parse_concat(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(url_last_segment("http://h:1/files/abc?x=1"), "abc");
+        assert_eq!(url_last_segment("/files/abc/"), "abc");
+        assert_eq!(url_last_segment("abc"), "abc");
+        assert_eq!(url_last_segment("http://host"), "");
+    }
+
     proptest! {
+        #[test]
+        fn concat_parse_never_panics(raw in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let _ = parse_concat(&raw);
+            let _ = url_last_segment(&String::from_utf8_lossy(&raw));
+        }
+
         #[test]
         fn parse_never_panics(raw in proptest::collection::vec(any::<u8>(), 0..32)) {
             let _ = parse_u64("Upload-Offset", &raw);

@@ -4,6 +4,7 @@
 //! incoming header through this module once, at the edge, and the core only
 //! sees typed values.
 
+pub mod checksum;
 pub mod headers;
 pub mod metadata;
 
@@ -19,6 +20,10 @@ pub const EXTENSIONS: &[&str] = &[
     "creation-with-upload",
     "creation-defer-length",
     "termination",
+    "expiration",
+    "checksum",
+    "checksum-trailer",
+    "concatenation",
 ];
 
 /// Header names, lower-case as `http` wants them.
@@ -33,5 +38,7 @@ pub mod names {
     pub const UPLOAD_METADATA: &str = "upload-metadata";
     pub const UPLOAD_EXPIRES: &str = "upload-expires";
     pub const UPLOAD_CONCAT: &str = "upload-concat";
+    pub const UPLOAD_CHECKSUM: &str = "upload-checksum";
+    pub const TUS_CHECKSUM_ALGORITHM: &str = "tus-checksum-algorithm";
     pub const METHOD_OVERRIDE: &str = "x-http-method-override";
 }

@@ -7,15 +7,17 @@
 //! abort or a completion. Layout under the root:
 //! `multipart/<id>/<n>` (parts), `multipart/<id>/<n>.etag`, `objects/<key>`.
 
-use super::{ObjectStore, StoreError, check_part_list};
+use super::{ObjectStore, ObjectStream, StoreError, check_part_list};
 use crate::upload::model::PartRecord;
 use crate::upload::plan::PartLimits;
 use async_trait::async_trait;
 use bytes::Bytes;
-use std::io::ErrorKind;
+use futures_util::TryStreamExt;
+use std::io::{ErrorKind, SeekFrom};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use tokio::fs;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
 /// Objects and multipart uploads under one directory.
 #[derive(Debug, Clone)]
@@ -223,6 +225,72 @@ impl ObjectStore for LocalObjects {
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
             Err(e) => Err(io_err("delete object", e)),
         }
+    }
+
+    async fn upload_part_copy(
+        &self,
+        _key: &str,
+        multipart_id: &str,
+        number: u32,
+        source_key: &str,
+        range: Range<u64>,
+    ) -> Result<String, StoreError> {
+        if number == 0 || number > self.limits.max_parts {
+            return Err(StoreError::Other(format!("invalid part number {number}")));
+        }
+        if range.end - range.start > self.limits.max_part_size {
+            return Err(StoreError::Other(format!("part {number} is too large")));
+        }
+        let dir = self.existing_upload(multipart_id).await?;
+        let source = self.open_range(source_key, range.clone()).await?;
+        let path = dir.join(number.to_string());
+        let tmp = path.with_extension(format!("tmp{:08x}", rand::random::<u32>()));
+        let copied = async {
+            let mut file = fs::File::create(&tmp).await?;
+            let n = tokio::io::copy(&mut source.take(range.end - range.start), &mut file).await?;
+            file.sync_data().await?;
+            fs::rename(&tmp, &path).await?;
+            Ok::<u64, std::io::Error>(n)
+        }
+        .await
+        .map_err(|e| io_err("copy part", e))?;
+        if copied != range.end - range.start {
+            return Err(StoreError::Other(format!(
+                "copy part {number}: source {source_key} is too short"
+            )));
+        }
+        let etag = format!("{:016x}", rand::random::<u64>());
+        write_atomic(&dir.join(format!("{number}.etag")), etag.as_bytes())
+            .await
+            .map_err(|e| io_err("copy part", e))?;
+        Ok(etag)
+    }
+
+    async fn get_object(
+        &self,
+        key: &str,
+        range: Option<Range<u64>>,
+    ) -> Result<ObjectStream, StoreError> {
+        let range = range.unwrap_or(0..u64::MAX);
+        let file = self.open_range(key, range.clone()).await?;
+        let reader = file.take(range.end - range.start);
+        Ok(Box::pin(
+            tokio_util::io::ReaderStream::with_capacity(reader, 256 * 1024)
+                .map_err(|e| StoreError::Other(format!("read object: {e}"))),
+        ))
+    }
+}
+
+impl LocalObjects {
+    /// An object's file, positioned at `range.start`.
+    async fn open_range(&self, key: &str, range: Range<u64>) -> Result<fs::File, StoreError> {
+        let mut file = fs::File::open(self.object_path(key)?)
+            .await
+            .map_err(|e| io_err("open object", e))?;
+        file.seek(SeekFrom::Start(range.start))
+            .await
+            .map_err(|e| io_err("seek object", e))?;
+        Ok(file)
     }
 }
 

@@ -210,4 +210,54 @@ impl StateStore for LocalState {
         }
         Ok(())
     }
+
+    async fn set_expiry(&self, id: &UploadId, expires_at: Option<u64>) -> Result<(), StoreError> {
+        let _w = self.write.lock().await;
+        if let Some(mut info) = self.get(id).await? {
+            info.expires_at = expires_at;
+            self.write_record(&info).await?;
+        }
+        Ok(())
+    }
+
+    /// The embedded store has no separate index: it scans the records.
+    async fn expired(&self, now: u64, limit: usize) -> Result<Vec<UploadId>, StoreError> {
+        let mut dir = match fs::read_dir(self.root.join("state")).await {
+            Ok(dir) => dir,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(other("scan", e)),
+        };
+        let mut ids = Vec::new();
+        while ids.len() < limit {
+            let Some(entry) = dir.next_entry().await.map_err(|e| other("scan", e))? else {
+                break;
+            };
+            let name = entry.file_name();
+            let Some(id) = name
+                .to_str()
+                .and_then(|n| n.strip_suffix(".json"))
+                .and_then(UploadId::parse)
+            else {
+                continue;
+            };
+            if self.get(&id).await?.is_some_and(|info| info.expired(now)) {
+                ids.push(id);
+            }
+        }
+        Ok(ids)
+    }
+
+    async fn unindex(&self, _id: &UploadId) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    async fn mark_gone(&self, id: &UploadId) -> Result<(), StoreError> {
+        write_atomic(&self.path(id, "gone"), b"")
+            .await
+            .map_err(|e| other("mark gone", e))
+    }
+
+    async fn is_gone(&self, id: &UploadId) -> Result<bool, StoreError> {
+        Ok(fs::metadata(self.path(id, "gone")).await.is_ok())
+    }
 }

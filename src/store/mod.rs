@@ -21,6 +21,9 @@ pub mod s3;
 use crate::upload::model::{PartRecord, UploadId, UploadInfo, UploadState};
 use async_trait::async_trait;
 use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use std::ops::Range;
+use std::pin::Pin;
 use std::time::Duration;
 use thiserror::Error;
 use tokio_util::sync::CancellationToken;
@@ -82,6 +85,52 @@ pub trait ObjectStore: Send + Sync + 'static {
 
     /// Deletes an object. Already gone is not an error.
     async fn delete_object(&self, key: &str) -> Result<(), StoreError>;
+
+    /// Uploads part `number` as a server-side copy of bytes `range` of the
+    /// object `source_key` (UploadPartCopy).
+    async fn upload_part_copy(
+        &self,
+        key: &str,
+        multipart_id: &str,
+        number: u32,
+        source_key: &str,
+        range: Range<u64>,
+    ) -> Result<String, StoreError>;
+
+    /// Streams an object, or bytes `range` of it, which the caller has
+    /// checked against the object's size.
+    async fn get_object(
+        &self,
+        key: &str,
+        range: Option<Range<u64>>,
+    ) -> Result<ObjectStream, StoreError>;
+}
+
+/// An object's bytes as they arrive from the store.
+pub type ObjectStream = Pin<Box<dyn Stream<Item = Result<Bytes, StoreError>> + Send>>;
+
+/// Reads bytes `range` of an object into memory; for small ranges only.
+///
+/// # Errors
+/// Store failures, or fewer bytes than asked for.
+pub async fn read_range(
+    objects: &dyn ObjectStore,
+    key: &str,
+    range: Range<u64>,
+) -> Result<Bytes, StoreError> {
+    let want = range.end - range.start;
+    let mut stream = objects.get_object(key, Some(range)).await?;
+    let mut out = bytes::BytesMut::with_capacity(usize::try_from(want).unwrap_or(0));
+    while let Some(chunk) = stream.next().await {
+        out.extend_from_slice(&chunk?);
+    }
+    if out.len() as u64 != want {
+        return Err(StoreError::Other(format!(
+            "{key}: read {} bytes of a {want}-byte range",
+            out.len()
+        )));
+    }
+    Ok(out.freeze())
 }
 
 /// What a commit changes besides the offset.
@@ -152,8 +201,24 @@ pub trait StateStore: Send + Sync + 'static {
         commit: Commit,
     ) -> Result<(), CommitError>;
 
-    /// Removes the record, its parts and its tail.
+    /// Removes the record, its parts and its tail, and unindexes it.
     async fn remove(&self, id: &UploadId) -> Result<(), StoreError>;
+
+    /// Sets or clears when an upload expires, and indexes it for the reaper.
+    /// A record that no longer exists is left alone.
+    async fn set_expiry(&self, id: &UploadId, expires_at: Option<u64>) -> Result<(), StoreError>;
+
+    /// Up to `limit` ids indexed to expire at or before `now`.
+    async fn expired(&self, now: u64, limit: usize) -> Result<Vec<UploadId>, StoreError>;
+
+    /// Drops an id from the expiry index (its record is already gone).
+    async fn unindex(&self, id: &UploadId) -> Result<(), StoreError>;
+
+    /// Remembers for a while that an upload expired, to answer 410.
+    async fn mark_gone(&self, id: &UploadId) -> Result<(), StoreError>;
+
+    /// Whether [`StateStore::mark_gone`] was called for `id` recently.
+    async fn is_gone(&self, id: &UploadId) -> Result<bool, StoreError>;
 }
 
 /// Why a lock could not be taken.

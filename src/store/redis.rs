@@ -7,13 +7,18 @@
 //!   `offset`, `length` (empty while deferred), `state`, and one `p:<n>` field
 //!   per committed part (`<size> <etag>`);
 //! - `<prefix>{<id>}:tail`: the bytes past the last full part (decisions.md 3);
-//! - `<prefix>{<id>}:lock`: the owner token of the upload's lock.
+//! - `<prefix>{<id>}:lock`: the owner token of the upload's lock;
+//! - `<prefix>expiry`: a sorted set of upload ids by expiry time, read by the
+//!   reaper. It is written in its own commands, never inside a per-upload
+//!   script, so the scripts stay on one Cluster slot. It is written before
+//!   the record it indexes, so a crash leaves at most an entry the reaper
+//!   finds without a record and drops.
 //!
 //! HEAD is one HMGET. Every commit is one Lua script that checks the lock
 //! owner, the offset and the tail length before it changes anything.
 
 use super::{Change, Commit, CommitError, StateStore, StoreError};
-use crate::upload::model::{PartRecord, UploadId, UploadInfo, UploadState};
+use crate::upload::model::{Concat, PartRecord, UploadId, UploadInfo, UploadState};
 use async_trait::async_trait;
 use bytes::Bytes;
 use redis::AsyncCommands;
@@ -29,7 +34,12 @@ pub struct Keys {
     pub info: String,
     pub tail: String,
     pub lock: String,
+    /// Set for a while after the reaper removed an expired upload.
+    pub gone: String,
 }
+
+/// How long an expired upload is remembered, to answer 410 Gone.
+const GONE_TTL_SECS: u64 = 7 * 24 * 3600;
 
 impl Keys {
     /// The keys of upload `id` under `prefix`.
@@ -38,6 +48,7 @@ impl Keys {
             info: format!("{prefix}{{{id}}}:info"),
             tail: format!("{prefix}{{{id}}}:tail"),
             lock: format!("{prefix}{{{id}}}:lock"),
+            gone: format!("{prefix}{{{id}}}:gone"),
         }
     }
 }
@@ -78,6 +89,8 @@ struct Fixed {
     object_key: String,
     multipart_id: Option<String>,
     created_at: u64,
+    #[serde(default)]
+    concat: Option<Concat>,
 }
 
 const COMMIT: &str = r"
@@ -114,6 +127,15 @@ return 1
 
 static CREATE_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(CREATE));
 
+/// Sets the `expires` field of a record that still exists.
+const EXPIRES: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'expires', ARGV[1])
+return 1
+";
+
+static EXPIRES_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(EXPIRES));
+
 /// Upload state in Redis.
 #[derive(Clone)]
 pub struct RedisState {
@@ -133,12 +155,26 @@ impl RedisState {
     fn keys(&self, id: &UploadId) -> Keys {
         Keys::new(&self.prefix, id)
     }
+
+    fn index(&self) -> String {
+        format!("{}expiry", self.prefix)
+    }
+
+    async fn index_add(&self, id: &UploadId, at: u64) -> Result<(), StoreError> {
+        let () = self
+            .conn
+            .clone()
+            .zadd(self.index(), id.as_str(), at)
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
 }
 
 fn decode(id: &UploadId, fields: Vec<Option<String>>) -> Result<Option<UploadInfo>, StoreError> {
     let bad = |what: &str| StoreError::Other(format!("corrupt record {id}: {what}"));
-    let [fixed, offset, length, state] =
-        <[Option<String>; 4]>::try_from(fields).map_err(|_| bad("field count"))?;
+    let [fixed, offset, length, state, expires] =
+        <[Option<String>; 5]>::try_from(fields).map_err(|_| bad("field count"))?;
     let (Some(fixed), Some(offset), Some(state)) = (fixed, offset, state) else {
         return Ok(None);
     };
@@ -159,6 +195,11 @@ fn decode(id: &UploadId, fields: Vec<Option<String>>) -> Result<Option<UploadInf
         multipart_id: fixed.multipart_id,
         state: UploadState::parse(&state).ok_or_else(|| bad("state"))?,
         created_at: fixed.created_at,
+        concat: fixed.concat,
+        expires_at: match expires.as_deref() {
+            None | Some("") => None,
+            Some(e) => Some(e.parse().map_err(|_| bad("expires"))?),
+        },
     }))
 }
 
@@ -173,6 +214,7 @@ impl StateStore for RedisState {
             object_key: info.object_key.clone(),
             multipart_id: info.multipart_id.clone(),
             created_at: info.created_at,
+            concat: info.concat.clone(),
         };
         let fixed = serde_json::to_string(&fixed).map_err(|e| StoreError::Other(e.to_string()))?;
         let length = info.length.map(|l| l.to_string()).unwrap_or_default();
@@ -181,7 +223,14 @@ impl StateStore for RedisState {
             ("offset", info.offset.to_string()),
             ("length", length),
             ("state", info.state.as_str().to_owned()),
+            (
+                "expires",
+                info.expires_at.map(|e| e.to_string()).unwrap_or_default(),
+            ),
         ];
+        if let Some(at) = info.expires_at {
+            self.index_add(&info.id, at).await?;
+        }
         let mut call = CREATE_SCRIPT.key(self.keys(&info.id).info);
         for (field, value) in &fields {
             call.arg(*field).arg(value);
@@ -200,7 +249,7 @@ impl StateStore for RedisState {
     async fn get(&self, id: &UploadId) -> Result<Option<UploadInfo>, StoreError> {
         let fields: Vec<Option<String>> = redis::cmd("HMGET")
             .arg(&self.keys(id).info)
-            .arg(&["info", "offset", "length", "state"])
+            .arg(&["info", "offset", "length", "state", "expires"])
             .query_async(&mut self.conn.clone())
             .await
             .map_err(store_error)?;
@@ -296,6 +345,65 @@ impl StateStore for RedisState {
             .conn
             .clone()
             .del(&[keys.info, keys.tail])
+            .await
+            .map_err(store_error)?;
+        self.unindex(id).await
+    }
+
+    async fn set_expiry(&self, id: &UploadId, expires_at: Option<u64>) -> Result<(), StoreError> {
+        if let Some(at) = expires_at {
+            self.index_add(id, at).await?;
+        }
+        let value = expires_at.map(|e| e.to_string()).unwrap_or_default();
+        let _: i64 = EXPIRES_SCRIPT
+            .key(self.keys(id).info)
+            .arg(value)
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(store_error)?;
+        if expires_at.is_none() {
+            self.unindex(id).await?;
+        }
+        Ok(())
+    }
+
+    async fn expired(&self, now: u64, limit: usize) -> Result<Vec<UploadId>, StoreError> {
+        let ids: Vec<String> = redis::cmd("ZRANGEBYSCORE")
+            .arg(self.index())
+            .arg("-inf")
+            .arg(now)
+            .arg("LIMIT")
+            .arg(0)
+            .arg(limit)
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(store_error)?;
+        Ok(ids.iter().filter_map(|id| UploadId::parse(id)).collect())
+    }
+
+    async fn mark_gone(&self, id: &UploadId) -> Result<(), StoreError> {
+        let () = self
+            .conn
+            .clone()
+            .set_ex(self.keys(id).gone, 1, GONE_TTL_SECS)
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+
+    async fn is_gone(&self, id: &UploadId) -> Result<bool, StoreError> {
+        self.conn
+            .clone()
+            .exists(self.keys(id).gone)
+            .await
+            .map_err(store_error)
+    }
+
+    async fn unindex(&self, id: &UploadId) -> Result<(), StoreError> {
+        let () = self
+            .conn
+            .clone()
+            .zrem(self.index(), id.as_str())
             .await
             .map_err(store_error)?;
         Ok(())

@@ -7,7 +7,7 @@
 //! here at send time; no URL ever leaves the server. The SDK retries
 //! transient failures with backoff, a bounded number of times.
 
-use super::{ObjectStore, StoreError, check_part_list};
+use super::{ObjectStore, ObjectStream, StoreError, check_part_list};
 use crate::upload::model::PartRecord;
 use crate::upload::plan::PartLimits;
 use async_trait::async_trait;
@@ -21,7 +21,22 @@ use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use bytes::Bytes;
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use std::ops::Range;
 use std::time::Duration;
+
+/// Characters left as they are in an `x-amz-copy-source` path.
+const COPY_SOURCE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'/')
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// An HTTP byte range for S3 (`bytes=first-last`, inclusive).
+fn byte_range(range: &Range<u64>) -> String {
+    format!("bytes={}-{}", range.start, range.end.saturating_sub(1))
+}
 
 /// Where and how to reach the bucket.
 #[derive(Clone, Default)]
@@ -69,6 +84,10 @@ where
     match &err {
         SdkError::ServiceError(service) => match service.err().code() {
             Some("NoSuchUpload" | "NoSuchKey" | "NotFound") => StoreError::NotFound(detail),
+            // The bytes were damaged on the way; sending them again helps.
+            Some("BadDigest" | "InvalidDigest" | "XAmzContentSHA256Mismatch") => {
+                StoreError::Unavailable(detail)
+            }
             Some("SlowDown" | "ServiceUnavailable" | "InternalError" | "RequestTimeout") => {
                 StoreError::Unavailable(detail)
             }
@@ -268,5 +287,70 @@ impl ObjectStore for S3Objects {
             .await
             .map_err(|e| classify("DeleteObject", e))?;
         Ok(())
+    }
+
+    async fn upload_part_copy(
+        &self,
+        key: &str,
+        multipart_id: &str,
+        number: u32,
+        source_key: &str,
+        range: Range<u64>,
+    ) -> Result<String, StoreError> {
+        let part_number = i32::try_from(number)
+            .ok()
+            .filter(|n| (1..=10_000).contains(n))
+            .ok_or_else(|| StoreError::Other(format!("invalid part number {number}")))?;
+        let source = format!(
+            "{}/{}",
+            self.bucket,
+            utf8_percent_encode(source_key, COPY_SOURCE)
+        );
+        let out = self
+            .client
+            .upload_part_copy()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(multipart_id)
+            .part_number(part_number)
+            .copy_source(source)
+            .copy_source_range(byte_range(&range))
+            .send()
+            .await
+            .map_err(|e| classify("UploadPartCopy", e))?;
+        out.copy_part_result()
+            .and_then(|r| r.e_tag())
+            .map(str::to_owned)
+            .ok_or_else(|| StoreError::Other("UploadPartCopy: no ETag".into()))
+    }
+
+    async fn get_object(
+        &self,
+        key: &str,
+        range: Option<Range<u64>>,
+    ) -> Result<ObjectStream, StoreError> {
+        let out = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .set_range(range.as_ref().map(byte_range))
+            .send()
+            .await
+            .map_err(|e| classify("GetObject", e))?;
+        let body = out.body;
+        Ok(Box::pin(futures_util::stream::unfold(
+            body,
+            |mut body| async move {
+                match body.try_next().await {
+                    Ok(Some(chunk)) => Some((Ok(chunk), body)),
+                    Ok(None) => None,
+                    Err(e) => Some((
+                        Err(StoreError::Unavailable(format!("GetObject body: {e}"))),
+                        body,
+                    )),
+                }
+            },
+        )))
     }
 }

@@ -16,15 +16,17 @@
 //! ("store as much of the received data as possible").
 
 use super::UploadService;
-use super::model::{PartRecord, UploadId, UploadInfo, UploadState};
+use super::commit::{CommitCtx, PartJob, commit_parts};
+use super::model::{UploadId, UploadInfo, UploadState};
 use super::plan::{self, Cutter};
+use super::verify::{Verifier, Verify};
 use crate::error::{Error, Result};
-use crate::store::{Change, Commit, LockGuard, ObjectStore, StateStore};
+use crate::store::{Change, Commit, LockGuard};
 use bytes::{Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
 use std::pin::Pin;
 use std::sync::Arc;
-use tokio::sync::{OwnedSemaphorePermit, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 
 /// A request body, as the core sees it: no HTTP types.
 pub type BodyStream = Pin<Box<dyn Stream<Item = std::result::Result<Bytes, BodyError>> + Send>>;
@@ -42,16 +44,8 @@ pub struct AppendRequest {
     /// `Content-Length`, when the body has one.
     pub content_length: Option<u64>,
     pub body: BodyStream,
-}
-
-/// A full part on its way to the object store.
-struct PartJob {
-    number: u32,
-    data: Bytes,
-    /// Bytes of this part that this request brought (the rest was the tail).
-    new_bytes: u64,
-    consumes_tail: bool,
-    _budget: Option<OwnedSemaphorePermit>,
+    /// The body's checksum, if the client sent one.
+    pub verify: Verify,
 }
 
 /// Why reading the body stopped.
@@ -63,21 +57,6 @@ enum Ended {
     Overflow,
     Failed(Error),
 }
-
-/// What the committer needs, owned so it can run as its own task.
-#[derive(Clone)]
-struct CommitCtx {
-    objects: Arc<dyn ObjectStore>,
-    state: Arc<dyn StateStore>,
-    id: UploadId,
-    key: String,
-    multipart_id: String,
-    token: String,
-    in_flight: usize,
-}
-
-/// Where the committer left the upload: offset, tail length, first error.
-type Committed = (u64, u64, Option<Error>);
 
 impl UploadService {
     /// Appends a PATCH body to an upload, then finishes it if it is complete.
@@ -103,7 +82,12 @@ impl UploadService {
 
     async fn append_here(&self, id: &UploadId, request: AppendRequest) -> Result<UploadInfo> {
         let guard = self.locker.acquire(id, self.limits.lock_wait).await?;
-        let result = self.append_locked(id, &guard, request).await;
+        let mut result = self.append_locked(id, &guard, request).await;
+        if let Ok(info) = &mut result
+            && let Err(e) = self.touch(info).await
+        {
+            tracing::warn!(upload = %id, error = %e, "could not extend the upload's expiry");
+        }
         let result = self.forget_if_lost(id, result).await;
         guard.release().await;
         result
@@ -116,6 +100,11 @@ impl UploadService {
         request: AppendRequest,
     ) -> Result<UploadInfo> {
         let mut info = self.get(id).await?;
+        if info.is_final() {
+            return Err(Error::Forbidden(
+                "a final upload of a concatenation cannot be patched".into(),
+            ));
+        }
         if request.offset != info.offset {
             return Err(Error::OffsetMismatch {
                 expected: info.offset,
@@ -198,7 +187,7 @@ impl UploadService {
         &self,
         guard: &LockGuard,
         info: &UploadInfo,
-        request: AppendRequest,
+        mut request: AppendRequest,
     ) -> (u64, Result<()>) {
         let start = info.offset;
         let start_tail = plan::tail_len(start, info.part_size);
@@ -214,19 +203,37 @@ impl UploadService {
             token: guard.token().to_owned(),
             in_flight: self.limits.parts_in_flight.max(1),
         };
+        let mut verifier = Verifier::new(std::mem::take(&mut request.verify));
+        let (verdict_tx, verdict_rx) = match verifier {
+            Some(_) => {
+                let (tx, rx) = oneshot::channel();
+                (Some(tx), Some(rx))
+            }
+            None => (None, None),
+        };
         let (tx, rx) = mpsc::channel(1);
-        let committer = tokio::spawn(commit_parts(ctx, rx, start, start_tail));
+        let committer = tokio::spawn(commit_parts(ctx, rx, start, start_tail, verdict_rx));
         let mut pending = BytesMut::new();
         let ended = self
-            .read_body(guard, info, request, &tx, &mut pending)
+            .read_body(guard, info, request, &tx, &mut pending, &mut verifier)
             .await;
         drop(tx);
+        // A checked body is judged whole; a cut one is not kept at all.
+        let judged = match (verifier, &ended) {
+            (None, _) => Ok(()),
+            (Some(verifier), Ended::Complete) => verifier.verdict(),
+            (Some(_), _) => Err(Error::busy()),
+        };
+        if let Some(tx) = verdict_tx {
+            let _ = tx.send(judged.is_ok());
+        }
         let (offset, tail, failure) = committer
             .await
             .unwrap_or_else(|e| (start, start_tail, Some(Error::Internal(e.to_string()))));
         if let Some(e) = failure {
             return (offset, Err(e));
         }
+        let complete = matches!(ended, Ended::Complete);
         let outcome = match ended {
             Ended::Overflow => {
                 return (
@@ -249,6 +256,14 @@ impl UploadService {
             }
             Ended::Complete => Ok(()),
         };
+        if let Err(e) = judged {
+            tracing::info!(upload = %info.id, error = %e, "checked body not kept");
+            return if complete {
+                (offset, Err(e))
+            } else {
+                (offset, outcome)
+            };
+        }
         if pending.is_empty() {
             return (offset, outcome);
         }
@@ -280,6 +295,7 @@ impl UploadService {
         request: AppendRequest,
         parts: &mpsc::Sender<PartJob>,
         pending: &mut BytesMut,
+        verifier: &mut Option<Verifier>,
     ) -> Ended {
         let part_size = info.part_size;
         let start = info.offset;
@@ -304,6 +320,9 @@ impl UploadService {
             };
             if cutter.position() + chunk.len() as u64 > limit {
                 return Ended::Overflow;
+            }
+            if let Some(verifier) = verifier {
+                verifier.update(&chunk);
             }
             while !chunk.is_empty() {
                 let piece = cutter.take(chunk.len() as u64);
@@ -366,61 +385,4 @@ impl UploadService {
             tokio::task::yield_now().await;
         }
     }
-}
-
-/// Uploads parts (several at once) and commits them in order.
-async fn commit_parts(
-    ctx: CommitCtx,
-    rx: mpsc::Receiver<PartJob>,
-    mut offset: u64,
-    mut tail: u64,
-) -> Committed {
-    let jobs =
-        futures_util::stream::unfold(
-            rx,
-            |mut rx| async move { rx.recv().await.map(|job| (job, rx)) },
-        );
-    let uploads = jobs
-        .map(|job| {
-            let ctx = ctx.clone();
-            // Spawned, so parts keep moving while this task commits.
-            tokio::spawn(async move {
-                let etag = ctx
-                    .objects
-                    .upload_part(&ctx.key, &ctx.multipart_id, job.number, job.data.clone())
-                    .await;
-                (job, etag)
-            })
-        })
-        .buffered(ctx.in_flight);
-    futures_util::pin_mut!(uploads);
-    while let Some(joined) = uploads.next().await {
-        let (job, etag) = match joined {
-            Ok(done) => done,
-            Err(e) => return (offset, tail, Some(Error::Internal(e.to_string()))),
-        };
-        let etag = match etag {
-            Ok(etag) => etag,
-            Err(e) => return (offset, tail, Some(Error::from_multipart(e))),
-        };
-        let commit = Commit {
-            expected_offset: offset,
-            expected_tail_len: tail,
-            new_offset: offset + job.new_bytes,
-            change: Change::Part {
-                record: PartRecord {
-                    number: job.number,
-                    etag,
-                    size: job.data.len() as u64,
-                },
-                consumes_tail: job.consumes_tail,
-            },
-        };
-        if let Err(e) = ctx.state.commit(&ctx.id, &ctx.token, commit).await {
-            return (offset, tail, Some(e.into()));
-        }
-        offset += job.new_bytes;
-        tail = 0;
-    }
-    (offset, tail, None)
 }

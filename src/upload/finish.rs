@@ -20,7 +20,13 @@ impl UploadService {
         guard: &LockGuard,
         mut info: UploadInfo,
     ) -> Result<UploadInfo> {
-        if info.state == UploadState::Completed || !info.all_bytes_received() {
+        if info.state == UploadState::Completed {
+            return Ok(info);
+        }
+        if info.is_final() {
+            return self.assemble(guard, info).await;
+        }
+        if !info.all_bytes_received() {
             return Ok(info);
         }
         let parts = if info.state == UploadState::Receiving {
@@ -32,9 +38,10 @@ impl UploadService {
         } else {
             self.state.parts(&info.id).await?
         };
-        self.complete_object(&info, &parts).await?;
+        self.complete_sized(&info, &parts, info.offset).await?;
         self.set_state(guard, &info, UploadState::Completed).await?;
         info.state = UploadState::Completed;
+        self.touch(&mut info).await?;
         tracing::info!(upload = %info.id, length = info.offset, key = %info.object_key, "upload completed");
         Ok(info)
     }
@@ -97,6 +104,18 @@ impl UploadService {
         info: &UploadInfo,
         state: UploadState,
     ) -> Result<()> {
+        self.set_state_at(guard, info, state, info.offset).await
+    }
+
+    /// Moves to `state`, with the offset moving to `offset` in the same
+    /// step (a final upload's offset jumps to its length once assembled).
+    pub(super) async fn set_state_at(
+        &self,
+        guard: &LockGuard,
+        info: &UploadInfo,
+        state: UploadState,
+        offset: u64,
+    ) -> Result<()> {
         self.state
             .commit(
                 &info.id,
@@ -104,7 +123,7 @@ impl UploadService {
                 Commit {
                     expected_offset: info.offset,
                     expected_tail_len: 0,
-                    new_offset: info.offset,
+                    new_offset: offset,
                     change: Change::SetState(state),
                 },
             )
@@ -113,15 +132,20 @@ impl UploadService {
     }
 
     /// CompleteMultipartUpload, made idempotent: if the multipart upload is
-    /// already gone and the object exists with the right size, a previous
+    /// already gone and the object exists with `size` bytes, a previous
     /// attempt succeeded.
-    async fn complete_object(&self, info: &UploadInfo, parts: &[PartRecord]) -> Result<()> {
+    pub(super) async fn complete_sized(
+        &self,
+        info: &UploadInfo,
+        parts: &[PartRecord],
+        size: u64,
+    ) -> Result<()> {
         let key = &info.object_key;
         let Some(mp) = &info.multipart_id else {
             // Created empty: the object was written at creation.
             return Ok(());
         };
-        if info.offset == 0 {
+        if size == 0 {
             // A deferred upload that turned out empty: S3 needs at least one
             // part, so write the empty object directly instead.
             self.objects.abort_multipart(key, mp).await?;
@@ -133,7 +157,7 @@ impl UploadService {
         match self.objects.complete_multipart(key, mp, parts).await {
             Ok(()) => Ok(()),
             Err(StoreError::NotFound(detail)) => {
-                if self.objects.object_size(key).await? == Some(info.offset) {
+                if self.objects.object_size(key).await? == Some(size) {
                     Ok(())
                 } else {
                     Err(Error::UploadLost(format!(

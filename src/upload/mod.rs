@@ -5,21 +5,27 @@
 //! of HTTP; the handlers in [`crate::http`] translate requests into calls here.
 
 mod append;
+mod commit;
+mod concat;
+pub mod concat_plan;
+mod expiry;
 mod finish;
 pub mod model;
 pub mod plan;
 #[cfg(test)]
 mod tests;
+mod verify;
 
 pub use append::{AppendRequest, BodyError, BodyStream};
+pub use verify::{TrailerSlot, Verify};
 
 use crate::error::{Error, Result};
 use crate::protocol::metadata::Metadata;
 use crate::store::{Locker, ObjectStore, StateStore};
-use model::{UploadId, UploadInfo, UploadState};
+use model::{Concat, UploadId, UploadInfo, UploadState, now_secs};
 use plan::PartLimits;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
@@ -43,6 +49,11 @@ pub struct Limits {
     pub buffer_budget_kib: u32,
     /// A PATCH body that sends nothing for this long is treated as cut off.
     pub body_idle_timeout: Duration,
+    /// Unfinished uploads expire this long after their last PATCH; `None`
+    /// keeps them forever.
+    pub expire_after: Option<Duration>,
+    /// Answer 410 Gone for expired uploads instead of 404.
+    pub expired_gone: bool,
 }
 
 impl Limits {
@@ -59,6 +70,8 @@ impl Limits {
             parts_in_flight: 2,
             buffer_budget_kib: 1024 * 1024,
             body_idle_timeout: Duration::from_secs(60),
+            expire_after: Some(Duration::from_secs(24 * 3600)),
+            expired_gone: false,
         }
     }
 }
@@ -69,6 +82,19 @@ pub struct NewUpload {
     /// `Upload-Length`, or `None` for `Upload-Defer-Length: 1`.
     pub length: Option<u64>,
     pub metadata: Option<Metadata>,
+    /// `Upload-Concat`, if present.
+    pub concat: Option<NewConcat>,
+}
+
+/// The `Upload-Concat` of a POST.
+#[derive(Debug, Clone)]
+pub enum NewConcat {
+    Partial,
+    /// A final upload: the header as sent, and the partials it names.
+    Final {
+        header: String,
+        partials: Vec<UploadId>,
+    },
 }
 
 /// The upload core, shared by all requests.
@@ -119,7 +145,14 @@ impl UploadService {
     ///
     /// # Errors
     /// 413 when the length is over the limit; store failures.
-    pub async fn create(&self, new: NewUpload) -> Result<UploadInfo> {
+    pub async fn create(&self, mut new: NewUpload) -> Result<UploadInfo> {
+        let concat = match new.concat.take() {
+            None => None,
+            Some(NewConcat::Partial) => Some(Concat::Partial),
+            Some(NewConcat::Final { header, partials }) => {
+                return self.create_final(new, header, partials).await;
+            }
+        };
         let (part_size, max_length) = match new.length {
             Some(length) if length > self.limits.max_size => {
                 return Err(Error::TooLarge(format!(
@@ -133,6 +166,18 @@ impl UploadService {
                 self.limits.max_deferred_size,
             ),
         };
+        self.create_record(new, part_size, max_length, concat).await
+    }
+
+    /// Writes a new upload's record and starts its multipart upload (or,
+    /// when it is empty, writes its object at once).
+    async fn create_record(
+        &self,
+        new: NewUpload,
+        part_size: u64,
+        max_length: u64,
+        concat: Option<Concat>,
+    ) -> Result<UploadInfo> {
         let id = UploadId::random();
         let object_key = format!("{}{id}", self.key_prefix);
         let content_type = new.metadata.as_ref().and_then(Metadata::content_type);
@@ -159,9 +204,13 @@ impl UploadService {
             object_key,
             multipart_id,
             state,
-            created_at: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs()),
+            created_at: now_secs(),
+            expires_at: None,
+            concat,
+        };
+        let info = UploadInfo {
+            expires_at: self.expiry_for(&info),
+            ..info
         };
         if let Err(e) = self.state.create(&info).await {
             if let Some(mp) = &info.multipart_id
@@ -191,7 +240,9 @@ impl UploadService {
     /// 404 for an unknown upload; 423 while it cannot be finished yet.
     pub async fn head(&self, id: &UploadId) -> Result<UploadInfo> {
         let info = self.get(id).await?;
-        if !info.all_bytes_received() || info.state == UploadState::Completed {
+        let unfinished_final = info.is_final() && info.state != UploadState::Completed;
+        if !(info.all_bytes_received() || unfinished_final) || info.state == UploadState::Completed
+        {
             return Ok(info);
         }
         let Some(guard) = self.locker.try_acquire(id).await? else {
@@ -225,8 +276,38 @@ impl UploadService {
         result
     }
 
+    /// A live upload's record: 404 (or 410) once it has expired, even
+    /// before the reaper has removed it.
     async fn get(&self, id: &UploadId) -> Result<UploadInfo> {
-        self.state.get(id).await?.ok_or(Error::NotFound)
+        match self.state.get(id).await? {
+            Some(info) if !info.expired(now_secs()) => Ok(info),
+            Some(_) => Err(self.expired_error()),
+            None if self.limits.expired_gone && self.state.is_gone(id).await? => Err(Error::Gone),
+            None => Err(Error::NotFound),
+        }
+    }
+
+    /// A finished upload, for download.
+    ///
+    /// # Errors
+    /// 404 for an unknown upload; 409 while it is unfinished.
+    pub async fn finished(&self, id: &UploadId) -> Result<UploadInfo> {
+        let info = self.get(id).await?;
+        if info.state != UploadState::Completed {
+            let progress = match info.length {
+                Some(length) => format!("{} of {length} bytes", info.offset),
+                None => format!("{} bytes so far", info.offset),
+            };
+            return Err(Error::Conflict(format!(
+                "the upload is not finished ({progress}); it can be downloaded once it is"
+            )));
+        }
+        Ok(info)
+    }
+
+    /// The objects behind the seam, for streaming a download.
+    pub fn objects(&self) -> &Arc<dyn ObjectStore> {
+        &self.objects
     }
 
     /// Terminates an upload: aborts its multipart upload, deletes its object
@@ -236,13 +317,22 @@ impl UploadService {
     /// 404 for an unknown upload; 423 if a request keeps holding it.
     pub async fn terminate(&self, id: &UploadId) -> Result<()> {
         let guard = self.locker.acquire(id, self.limits.lock_wait).await?;
-        let result = self.terminate_locked(id).await;
+        let result = match self.state.get(id).await {
+            Ok(Some(info)) => self.remove_upload(&info).await,
+            Ok(None) => Err(Error::NotFound),
+            Err(e) => Err(e.into()),
+        };
         guard.release().await;
+        if result.is_ok() {
+            tracing::info!(upload = %id, "upload terminated");
+        }
         result
     }
 
-    async fn terminate_locked(&self, id: &UploadId) -> Result<()> {
-        let info = self.get(id).await?;
+    /// Aborts an upload's multipart upload, deletes its object if it has
+    /// one and removes its state. The caller holds its lock.
+    async fn remove_upload(&self, info: &UploadInfo) -> Result<()> {
+        let id = &info.id;
         if let Some(mp) = &info.multipart_id {
             self.objects.abort_multipart(&info.object_key, mp).await?;
         }
@@ -250,7 +340,6 @@ impl UploadService {
             self.objects.delete_object(&info.object_key).await?;
         }
         self.state.remove(id).await?;
-        tracing::info!(upload = %id, "upload terminated");
         Ok(())
     }
 }

@@ -84,6 +84,20 @@ impl UploadState {
     }
 }
 
+/// An upload's part in the concatenation extension.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Concat {
+    /// `Upload-Concat: partial`: uploaded as usual, waiting to be used.
+    Partial,
+    /// `Upload-Concat: final;...`: assembled server-side from `partials`.
+    Final {
+        /// The header exactly as the client sent it, echoed by HEAD.
+        header: String,
+        partials: Vec<UploadId>,
+    },
+}
+
 /// The record of one upload, as kept by the state store.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UploadInfo {
@@ -109,6 +123,12 @@ pub struct UploadInfo {
     pub state: UploadState,
     /// Creation time, seconds since the Unix epoch.
     pub created_at: u64,
+    /// Its part in a concatenation, if any.
+    #[serde(default)]
+    pub concat: Option<Concat>,
+    /// When it expires, seconds since the Unix epoch; `None` never.
+    #[serde(default)]
+    pub expires_at: Option<u64>,
 }
 
 impl UploadInfo {
@@ -116,6 +136,32 @@ impl UploadInfo {
     pub fn all_bytes_received(&self) -> bool {
         self.length == Some(self.offset)
     }
+
+    /// Whether this is the final upload of a concatenation.
+    pub fn is_final(&self) -> bool {
+        matches!(self.concat, Some(Concat::Final { .. }))
+    }
+
+    /// Whether it has expired at `now` (seconds since the Unix epoch).
+    pub fn expired(&self, now: u64) -> bool {
+        self.expires_at.is_some_and(|at| at <= now)
+    }
+
+    /// The `Upload-Concat` value HEAD echoes.
+    pub fn concat_header(&self) -> Option<&str> {
+        match &self.concat {
+            None => None,
+            Some(Concat::Partial) => Some("partial"),
+            Some(Concat::Final { header, .. }) => Some(header),
+        }
+    }
+}
+
+/// Seconds since the Unix epoch, now.
+pub fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// A part that S3 has acknowledged and the state store has committed.

@@ -51,6 +51,11 @@ pub struct TestApp {
 impl TestApp {
     /// A fresh partway with 5 MiB parts and unique key prefixes.
     pub async fn spawn() -> Self {
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// Like [`TestApp::spawn`], with the settings adjusted by `adjust`.
+    pub async fn spawn_with(adjust: impl FnOnce(&mut Settings)) -> Self {
         let _ = tracing_subscriber::fmt()
             .with_test_writer()
             .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "partway=warn".into()))
@@ -75,7 +80,11 @@ impl TestApp {
             },
             part_size: 5 * MIB as u64,
             max_size: None,
+            expire_after: Some(std::time::Duration::from_secs(24 * 3600)),
+            expired_gone: false,
         };
+        let mut settings = settings;
+        adjust(&mut settings);
         let s3 = aws_sdk_s3::Client::from_conf(
             aws_sdk_s3::Config::builder()
                 .behavior_version(BehaviorVersion::latest())

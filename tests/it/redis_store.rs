@@ -7,7 +7,7 @@ use bytes::Bytes;
 use partway::store::redis::{RedisState, connect};
 use partway::store::redis_lock::RedisLocker;
 use partway::store::{Change, Commit, CommitError, Locker, StateStore};
-use partway::upload::model::{UploadId, UploadInfo, UploadState};
+use partway::upload::model::{Concat, UploadId, UploadInfo, UploadState};
 use std::time::{Duration, Instant};
 
 fn prefix() -> String {
@@ -34,6 +34,8 @@ fn record(id: &UploadId) -> UploadInfo {
         multipart_id: Some("mp".into()),
         state: UploadState::Receiving,
         created_at: 0,
+        concat: None,
+        expires_at: None,
     }
 }
 
@@ -166,4 +168,56 @@ fn a_dead_holders_lock_expires_with_its_ttl() {
             .expect("free once the TTL ran out");
         assert!(start.elapsed() < Duration::from_secs(2));
     });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_expiry_index_follows_the_records() {
+    let servers = servers();
+    let client = redis::Client::open(servers.redis_url.as_str()).expect("client");
+    let state = RedisState::new(connect(&client).await.expect("redis"), prefix());
+    let (a, b, c) = (UploadId::random(), UploadId::random(), UploadId::random());
+    let final_concat = Concat::Final {
+        header: "final;/files/x".into(),
+        partials: vec![c.clone()],
+    };
+    for (id, at, concat) in [
+        (&a, 100, None),
+        (&b, 200, Some(final_concat.clone())),
+        (&c, 300, Some(Concat::Partial)),
+    ] {
+        let info = UploadInfo {
+            expires_at: Some(at),
+            concat,
+            ..record(id)
+        };
+        state.create(&info).await.expect("create");
+        assert_eq!(state.get(id).await.expect("get"), Some(info));
+    }
+    assert_eq!(
+        state.expired(250, 10).await.expect("expired"),
+        [a.clone(), b.clone()]
+    );
+    assert_eq!(
+        state.expired(250, 1).await.expect("expired"),
+        std::slice::from_ref(&a)
+    );
+    // Extending moves an upload out of reach; finishing drops it.
+    state.set_expiry(&a, Some(400)).await.expect("extend");
+    state.set_expiry(&b, None).await.expect("clear");
+    assert_eq!(
+        state.expired(350, 10).await.expect("expired"),
+        std::slice::from_ref(&c)
+    );
+    assert_eq!(
+        state.get(&b).await.expect("get").and_then(|i| i.expires_at),
+        None
+    );
+    state.remove(&c).await.expect("remove");
+    assert!(state.expired(350, 10).await.expect("expired").is_empty());
+    // A record that is gone is not brought back by a late expiry update.
+    state.set_expiry(&c, Some(1)).await.expect("no-op");
+    assert_eq!(state.get(&c).await.expect("get"), None);
+    assert!(!state.is_gone(&c).await.expect("gone?"));
+    state.mark_gone(&c).await.expect("mark");
+    assert!(state.is_gone(&c).await.expect("gone?"));
 }

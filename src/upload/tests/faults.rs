@@ -8,7 +8,7 @@ use crate::store::local::LocalObjects;
 use crate::store::local_lock::LocalLocker;
 use crate::store::local_state::LocalState;
 use crate::upload::model::{self, UploadState};
-use crate::upload::{AppendRequest, UploadService};
+use crate::upload::{AppendRequest, UploadService, Verify};
 use bytes::Bytes;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -32,6 +32,7 @@ async fn an_upload_whose_multipart_upload_vanished_is_retired_with_404() {
                 declared_length: None,
                 content_length: Some(data.len() as u64),
                 body: body(vec![data], false),
+                verify: Verify::None,
             },
         )
         .await;
@@ -97,6 +98,25 @@ impl crate::store::ObjectStore for FlakyComplete {
     }
     async fn delete_object(&self, key: &str) -> std::result::Result<(), StoreError> {
         self.inner.delete_object(key).await
+    }
+    async fn upload_part_copy(
+        &self,
+        key: &str,
+        mp: &str,
+        number: u32,
+        source: &str,
+        range: std::ops::Range<u64>,
+    ) -> std::result::Result<String, StoreError> {
+        self.inner
+            .upload_part_copy(key, mp, number, source, range)
+            .await
+    }
+    async fn get_object(
+        &self,
+        key: &str,
+        range: Option<std::ops::Range<u64>>,
+    ) -> std::result::Result<crate::store::ObjectStream, StoreError> {
+        self.inner.get_object(key, range).await
     }
 }
 

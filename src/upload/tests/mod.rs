@@ -10,6 +10,7 @@ use crate::store::local_state::LocalState;
 use bytes::Bytes;
 use proptest::prelude::*;
 
+mod extensions;
 mod faults;
 
 pub(super) const PART: u64 = 1024;
@@ -32,6 +33,8 @@ pub(super) fn service(dir: &std::path::Path) -> (Arc<UploadService>, LocalObject
         parts_in_flight: 2,
         buffer_budget_kib: 64,
         body_idle_timeout: Duration::from_secs(5),
+        expire_after: Some(Duration::from_secs(3600)),
+        expired_gone: false,
     };
     let service = UploadService::new(
         Arc::new(objects.clone()),
@@ -59,6 +62,7 @@ pub(super) async fn new_upload(service: &UploadService, length: Option<u64>) -> 
         .create(NewUpload {
             length,
             metadata: None,
+            concat: None,
         })
         .await
         .expect("create")
@@ -76,6 +80,7 @@ pub(super) fn send(offset: u64, bytes: &[u8]) -> AppendRequest {
         declared_length: None,
         content_length: Some(bytes.len() as u64),
         body: body(vec![bytes.to_vec()], false),
+        verify: Verify::None,
     }
 }
 
@@ -112,6 +117,7 @@ async fn upload_in_patches(
         .create(NewUpload {
             length,
             metadata: None,
+            concat: None,
         })
         .await
         .expect("create");
@@ -129,6 +135,7 @@ async fn upload_in_patches(
                     declared_length: (deferred && last).then_some(data.len() as u64),
                     content_length: (i % 2 == 0).then_some(len),
                     body: body(split(&patch, chunk_sizes), false),
+                    verify: Verify::None,
                 },
             )
             .await
@@ -178,6 +185,7 @@ async fn a_broken_body_keeps_every_byte_that_arrived() {
                 declared_length: None,
                 content_length: Some(5000),
                 body: body(split(&data[..2500], &[700, 1]), true),
+                verify: Verify::None,
             },
         )
         .await
@@ -192,6 +200,7 @@ async fn a_broken_body_keeps_every_byte_that_arrived() {
                 declared_length: None,
                 content_length: None,
                 body: body(vec![data[2500..].to_vec()], false),
+                verify: Verify::None,
             },
         )
         .await
@@ -240,6 +249,7 @@ async fn the_embedded_store_survives_a_restart() {
                 metadata: Some(
                     crate::protocol::metadata::Metadata::parse(b"name YQ==").expect("metadata"),
                 ),
+                concat: None,
             })
             .await
             .expect("create");
@@ -273,6 +283,7 @@ async fn a_refused_patch_does_not_declare_its_length() {
         declared_length: Some(10),
         content_length: Some(11),
         body: body(vec![vec![1; 11]], false),
+        verify: Verify::None,
     };
     assert!(matches!(
         service.append(&info.id, too_long).await,
@@ -298,6 +309,7 @@ async fn a_dropped_request_still_commits_what_arrived() {
         declared_length: None,
         content_length: Some(3000),
         body,
+        verify: Verify::None,
     };
     // The server gives up on the request: its future is dropped mid-body.
     let dropped = tokio::time::timeout(

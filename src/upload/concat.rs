@@ -1,0 +1,180 @@
+//! The concatenation extension: a final upload assembled from partial ones.
+//!
+//! A final upload gets its own multipart upload, built from the partials'
+//! objects by [`concat_plan`]: large ranges are copied inside the store
+//! (UploadPartCopy), small runs are read and uploaded. The final's record is
+//! written first, in `receiving`; assembling is deterministic, so if the
+//! process dies half-way the next HEAD simply runs it again, overwriting the
+//! same part numbers, and the final moves to `completed` only once its object
+//! exists (decisions.md 5).
+
+use super::concat_plan::{self, PlannedPart};
+use super::model::{Concat, PartRecord, UploadId, UploadInfo, UploadState};
+use super::{NewUpload, UploadService};
+use crate::error::{Error, Result};
+use crate::store::{LockGuard, StoreError, read_range};
+use bytes::BytesMut;
+use futures_util::{StreamExt, TryStreamExt};
+
+/// Part copies or uploads in flight while a final upload is assembled.
+const ASSEMBLY_IN_FLIGHT: usize = 3;
+
+impl UploadService {
+    /// Loads the partial uploads a final upload names, refusing any that
+    /// cannot be used.
+    ///
+    /// # Errors
+    /// 400 naming the first unusable partial.
+    pub(super) async fn usable_partials(&self, ids: &[UploadId]) -> Result<Vec<UploadInfo>> {
+        if ids.is_empty() {
+            return Err(Error::BadRequest(
+                "Upload-Concat: final needs at least one partial upload".into(),
+            ));
+        }
+        let now = super::model::now_secs();
+        let mut partials = Vec::with_capacity(ids.len());
+        for id in ids {
+            let info = match self.state.get(id).await? {
+                Some(info) if !info.expired(now) => info,
+                _ => {
+                    return Err(Error::BadRequest(format!(
+                        "Upload-Concat: upload {id} does not exist"
+                    )));
+                }
+            };
+            if info.concat != Some(Concat::Partial) {
+                return Err(Error::BadRequest(format!(
+                    "Upload-Concat: upload {id} is not a partial upload"
+                )));
+            }
+            if info.state != UploadState::Completed {
+                return Err(Error::BadRequest(format!(
+                    "Upload-Concat: partial upload {id} is not finished \
+                     (concatenation-unfinished is not supported)"
+                )));
+            }
+            partials.push(info);
+        }
+        Ok(partials)
+    }
+
+    /// Creates a final upload and assembles its object.
+    pub(super) async fn create_final(
+        &self,
+        new: NewUpload,
+        header: String,
+        ids: Vec<UploadId>,
+    ) -> Result<UploadInfo> {
+        let partials = self.usable_partials(&ids).await?;
+        let length = partials.iter().map(|p| p.offset).sum::<u64>();
+        if length > self.limits.max_size {
+            return Err(Error::TooLarge(format!(
+                "the partial uploads add up to {length} bytes, over the maximum of {}",
+                self.limits.max_size
+            )));
+        }
+        let sizes: Vec<u64> = partials.iter().map(|p| p.offset).collect();
+        concat_plan::plan(&sizes, &self.limits.parts).map_err(Error::BadRequest)?;
+        let concat = Concat::Final {
+            header,
+            partials: ids,
+        };
+        let info = self
+            .create_record(
+                NewUpload {
+                    length: Some(length),
+                    ..new
+                },
+                self.limits.part_size,
+                length,
+                Some(concat),
+            )
+            .await?;
+        let guard = self.locker.acquire(&info.id, self.limits.lock_wait).await?;
+        let assembled = self.finish(&guard, info.clone()).await;
+        guard.release().await;
+        match assembled {
+            Ok(info) => Ok(info),
+            Err(e) => {
+                tracing::warn!(upload = %info.id, error = %e, "assembling a final upload failed");
+                if let Err(cleanup) = self.terminate(&info.id).await {
+                    tracing::warn!(upload = %info.id, error = %cleanup, "could not remove it");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Builds a final upload's object from its partials and marks it
+    /// completed. The caller holds its lock.
+    pub(super) async fn assemble(
+        &self,
+        guard: &LockGuard,
+        mut info: UploadInfo,
+    ) -> Result<UploadInfo> {
+        let Some(Concat::Final { partials, .. }) = &info.concat else {
+            return Ok(info);
+        };
+        let length = info.length.unwrap_or(0);
+        let sources = self
+            .usable_partials(partials)
+            .await
+            .map_err(|e| Error::UploadLost(e.to_string()))?;
+        if let Some(mp) = &info.multipart_id {
+            let sizes: Vec<u64> = sources.iter().map(|p| p.offset).collect();
+            let plan = concat_plan::plan(&sizes, &self.limits.parts).map_err(Error::BadRequest)?;
+            let keys: Vec<&str> = sources.iter().map(|p| p.object_key.as_str()).collect();
+            let parts = futures_util::stream::iter(plan.into_iter().enumerate())
+                .map(|(i, part)| self.assemble_part(&info.object_key, mp, i, part, &keys))
+                .buffered(ASSEMBLY_IN_FLIGHT)
+                .try_collect::<Vec<_>>()
+                .await?;
+            self.complete_sized(&info, &parts, length).await?;
+        }
+        self.set_state_at(guard, &info, UploadState::Completed, length)
+            .await?;
+        self.state.set_expiry(&info.id, None).await?;
+        info.offset = length;
+        info.state = UploadState::Completed;
+        info.expires_at = None;
+        tracing::info!(upload = %info.id, length, "final upload assembled");
+        Ok(info)
+    }
+
+    async fn assemble_part(
+        &self,
+        key: &str,
+        mp: &str,
+        index: usize,
+        part: PlannedPart,
+        sources: &[&str],
+    ) -> Result<PartRecord> {
+        let number =
+            u32::try_from(index + 1).map_err(|_| Error::Internal("part count overflow".into()))?;
+        let size = part.size();
+        let etag = match part {
+            PlannedPart::Copy(piece) => self
+                .objects
+                .upload_part_copy(key, mp, number, sources[piece.source], piece.range)
+                .await
+                .map_err(Error::from_multipart)?,
+            PlannedPart::Upload(pieces) => {
+                let mut data = BytesMut::with_capacity(usize::try_from(size).unwrap_or(0));
+                for piece in pieces {
+                    let bytes = read_range(&*self.objects, sources[piece.source], piece.range)
+                        .await
+                        .map_err(|e| match e {
+                            StoreError::NotFound(d) => Error::UploadLost(d),
+                            e => e.into(),
+                        })?;
+                    data.extend_from_slice(&bytes);
+                }
+                self.objects
+                    .upload_part(key, mp, number, data.freeze())
+                    .await
+                    .map_err(Error::from_multipart)?
+            }
+        };
+        Ok(PartRecord { number, etag, size })
+    }
+}
