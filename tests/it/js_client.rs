@@ -1,7 +1,9 @@
-//! The real tus-js-client (npm) under Node uploads through partway into S3,
-//! and resumes an interrupted upload from its fingerprint store.
+//! The real tus-js-client (npm) under Node uploads through partway into S3:
+//! whole files from 0 B to 64 MiB with chunkSize unset, 1 MiB and 6 MiB,
+//! `parallelUploads: 3` (partial uploads joined by a final concatenation),
+//! and the resume of an interrupted upload from its fingerprint store.
 
-use crate::helpers::{MIB, TestApp, data};
+use crate::helpers::{KIB, MIB, TestApp, data, header_str, header_u64};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -53,17 +55,71 @@ async fn run_js(app: &TestApp, bytes: &[u8], args: &[&str]) -> Outcome {
     }
 }
 
+/// Uploads each size with `args` and checks every object byte for byte.
+async fn upload_sizes(app: &TestApp, sizes: &[usize], args: &[&str]) {
+    for &size in sizes {
+        let bytes = data(size, 20 + size as u64);
+        let outcome = run_js(app, &bytes, args).await;
+        app.assert_object(&outcome.url, &bytes).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tus_js_client_uploads_whole_files() {
     let app = TestApp::spawn().await;
+    // chunkSize unset: one PATCH per file, across the 5 MiB part boundaries.
+    let sizes = [0, 1, 5 * MIB - 1, 5 * MIB + 1, 20 * MIB + 17, 64 * MIB];
+    upload_sizes(&app, &sizes, &[]).await;
+    assert_eq!(app.open_multipart_uploads().await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tus_js_client_uploads_in_1_mib_chunks() {
+    let app = TestApp::spawn().await;
+    let sizes = [0, 1, MIB, 11 * MIB + 5];
+    upload_sizes(&app, &sizes, &["--chunk-size", "1048576"]).await;
+    assert_eq!(app.open_multipart_uploads().await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tus_js_client_uploads_in_6_mib_chunks() {
+    let app = TestApp::spawn().await;
+    // 6 MiB chunks straddle the 5 MiB part grid.
+    let sizes = [1, 6 * MIB, 17 * MIB + 3, 64 * MIB];
+    upload_sizes(&app, &sizes, &["--chunk-size", "6291456"]).await;
+    assert_eq!(app.open_multipart_uploads().await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tus_js_client_parallel_uploads_concatenate() {
+    let app = TestApp::spawn().await;
+    // Partials of ~6.7 MiB (off the part grid), of ~33 KiB (under the 5 MiB part
+    // minimum), and of ~5.3 MiB sent in 1 MiB chunks.
     for (size, args) in [
-        (0, &[][..]),
-        (1, &[]),
-        (20 * MIB + 17, &[]),
-        (11 * MIB, &["--chunk-size", "1048576"]),
+        (20 * MIB + 5, &["--parallel", "3"][..]),
+        (100 * KIB, &["--parallel", "3"]),
+        (
+            16 * MIB + 1,
+            &["--parallel", "3", "--chunk-size", "1048576"],
+        ),
     ] {
-        let bytes = data(size, 20 + size as u64);
+        let bytes = data(size, 40 + size as u64);
         let outcome = run_js(&app, &bytes, args).await;
+        let head = app.head(&outcome.url).await;
+        assert_eq!(head.status(), 200, "HEAD of the final upload");
+        let concat = header_str(&head, "upload-concat").unwrap_or_default();
+        assert!(
+            concat.starts_with("final;"),
+            "Upload-Concat of the final upload: {concat:?}"
+        );
+        assert_eq!(
+            header_u64(head.headers(), "upload-length"),
+            Some(size as u64)
+        );
+        assert_eq!(
+            header_u64(head.headers(), "upload-offset"),
+            Some(size as u64)
+        );
         app.assert_object(&outcome.url, &bytes).await;
     }
     assert_eq!(app.open_multipart_uploads().await, 0);

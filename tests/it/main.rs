@@ -11,4 +11,6 @@ mod protocol;
 mod redis_store;
 mod resume;
 mod servers;
+mod tuspy;
 mod uploads;
+mod uppy;

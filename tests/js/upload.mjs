@@ -4,9 +4,13 @@
 //
 // Setup:  (cd tests/js && npm ci)
 // Usage:  node tests/js/upload.mjs --endpoint URL --file PATH [--chunk-size BYTES]
-//                                  [--resume] [--abort-at BYTES] [--store PATH] [--timeout-ms MS]
+//                                  [--parallel N] [--resume] [--abort-at BYTES] [--store PATH]
+//                                  [--timeout-ms MS]
 //
-// Plain mode uploads the file.  --resume aborts the upload (without terminating it)
+// Plain mode uploads the file.  --parallel N (N >= 2) sets parallelUploads: N, so the
+// file goes up as N partial uploads (Upload-Concat: partial) and one final POST
+// (Upload-Concat: final;...); the script checks that this is what was sent, and the
+// URL reported is the final upload's.  --resume aborts the upload (without terminating it)
 // once --abort-at bytes (default 40% of the file) are reported, then resumes it with a
 // fresh Upload found through a file-based fingerprint store.
 // Success: {"url": "...", "size": N, "resumedFrom": null | <HEAD Upload-Offset resumed from>}, exit 0.
@@ -22,6 +26,7 @@ const { values: args } = parseArgs({
     endpoint: { type: 'string' },
     file: { type: 'string' },
     'chunk-size': { type: 'string' },
+    parallel: { type: 'string' },
     resume: { type: 'boolean', default: false },
     'abort-at': { type: 'string' },
     store: { type: 'string' },
@@ -44,6 +49,9 @@ function intArg(name) {
 if (!args.endpoint || !args.file) fail('--endpoint and --file are required')
 const chunkSize = intArg('chunk-size')
 if (chunkSize === 0) fail('--chunk-size must be positive')
+const parallel = intArg('parallel')
+if (parallel !== undefined && parallel < 2) fail('--parallel must be at least 2')
+if (parallel !== undefined && args.resume) fail('--parallel and --resume cannot be combined')
 const timeoutMs = intArg('timeout-ms')
 const size = fs.statSync(args.file).size
 const abortAt = intArg('abort-at') ?? Math.max(1, Math.floor(size * 0.4))
@@ -80,7 +88,27 @@ function report(url, resumedFrom) {
 }
 
 async function plain() {
-  const upload = await run(uploadOptions(), (u) => u.start())
+  if (parallel === undefined) {
+    const upload = await run(uploadOptions(), (u) => u.start())
+    report(upload.url, null)
+    return
+  }
+  // The partial uploads inherit these hooks, so every request of the whole upload is seen.
+  const partialUrls = []
+  let finalHeader = null
+  const upload = await run(uploadOptions({
+    parallelUploads: parallel,
+    onAfterResponse: (req, res) => {
+      if (req.getMethod() !== 'POST' || res.getStatus() !== 201) return
+      const concat = req.getHeader('Upload-Concat') ?? ''
+      if (concat === 'partial') partialUrls.push(new URL(res.getHeader('Location'), args.endpoint).href)
+      else if (concat.startsWith('final;')) finalHeader = concat
+    },
+  }), (u) => u.start())
+  process.stderr.write(`upload.mjs: ${partialUrls.length} partial uploads, final: ${finalHeader}\n`)
+  if (partialUrls.length !== parallel) fail(`expected ${parallel} partial uploads, saw ${partialUrls.length}`)
+  if (finalHeader === null) fail('no final concatenation POST was seen')
+  if (partialUrls.includes(upload.url)) fail(`reported URL ${upload.url} is a partial upload`)
   report(upload.url, null)
 }
 

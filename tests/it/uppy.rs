@@ -1,0 +1,115 @@
+//! Uppy with @uppy/tus in headless Chromium (Debian's /usr/bin/chromium,
+//! driven by playwright-core) uploads a file from disk through partway into
+//! S3. The page is served by `tests/js/uppy.mjs` from its own loopback origin,
+//! so every tus request is cross-origin, and Uppy sends it with
+//! `withCredentials: true`: partway must echo the page's origin from its
+//! allow-list and allow credentials, or the browser refuses the responses.
+
+use crate::helpers::{MIB, TestApp, data};
+use crate::servers::free_port;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn script() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/js");
+    for package in ["uppy", "playwright-core"] {
+        assert!(
+            dir.join("node_modules").join(package).exists(),
+            "{package} is not installed: run tests/run.sh (or `npm ci` in tests/js)"
+        );
+    }
+    assert!(
+        Path::new("/usr/bin/chromium").exists(),
+        "/usr/bin/chromium is missing: run tests/run.sh (or `apt-get install chromium`)"
+    );
+    dir.join("uppy.mjs")
+}
+
+/// A partway that allows the page's origin, with credentials.
+async fn spawn_for_page(page_port: u16) -> TestApp {
+    TestApp::spawn_with(|s| {
+        s.http.cors_origins = vec![format!("http://127.0.0.1:{page_port}")];
+        s.http.cors_credentials = true;
+    })
+    .await
+}
+
+/// Runs `uppy.mjs` on a file holding `bytes`, with its page on `page_port`.
+async fn run_uppy(app: &TestApp, page_port: u16, bytes: &[u8], args: &[&str]) -> Output {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("upload.bin");
+    std::fs::write(&file, bytes).expect("write source file");
+    let mut command = Command::new("node");
+    command
+        .arg(script())
+        .arg("--endpoint")
+        .arg(app.endpoint())
+        .arg("--file")
+        .arg(&file)
+        .arg("--page-port")
+        .arg(page_port.to_string())
+        .args(args);
+    tokio::task::spawn_blocking(move || command.output())
+        .await
+        .expect("join")
+        .expect("node runs")
+}
+
+/// Uploads `bytes` with Uppy and returns the upload URL it reported.
+async fn upload(app: &TestApp, page_port: u16, bytes: &[u8], args: &[&str]) -> String {
+    let output = run_uppy(app, page_port, bytes, args).await;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "Uppy failed: {stderr}\n{stdout}");
+    let line = stdout.lines().last().unwrap_or_default();
+    let json: serde_json::Value = serde_json::from_str(line).expect("JSON outcome");
+    assert_eq!(json["size"].as_u64(), Some(bytes.len() as u64), "{line}");
+    json["url"].as_str().expect("url").to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uppy_in_chromium_uploads_across_origins() {
+    let page_port = free_port();
+    let app = spawn_for_page(page_port).await;
+    for (size, args) in [
+        (1, &[][..]),
+        (7 * MIB, &[]),
+        (12 * MIB, &["--chunk-size", "5242880"]),
+        (12 * MIB + 3, &["--chunk-size", "1048576"]),
+    ] {
+        let bytes = data(size, 60 + size as u64);
+        let url = upload(&app, page_port, &bytes, args).await;
+        app.assert_object(&url, &bytes).await;
+    }
+    assert_eq!(app.open_multipart_uploads().await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uppy_in_chromium_parallel_uploads() {
+    let page_port = free_port();
+    let app = spawn_for_page(page_port).await;
+    // parallelUploads: 3 through @uppy/tus: partials, then a final concatenation.
+    for size in [7 * MIB + 1, 100 * 1024] {
+        let bytes = data(size, 70 + size as u64);
+        let url = upload(&app, page_port, &bytes, &["--parallel", "3"]).await;
+        app.assert_object(&url, &bytes).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uppy_in_chromium_is_refused_from_an_origin_not_allowed() {
+    // partway allows another origin only, so the browser blocks the responses:
+    // proof that the cross-origin path above is real CORS.
+    let page_port = free_port();
+    let app = spawn_for_page(free_port()).await;
+    let output = run_uppy(&app, page_port, &data(1000, 80), &["--timeout-ms", "60000"]).await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success(),
+        "Uppy succeeded from a refused origin"
+    );
+    assert!(
+        stderr.contains("blocked by CORS policy"),
+        "expected a CORS refusal: {stderr}"
+    );
+}
