@@ -5,6 +5,7 @@
 
 mod binary;
 mod concurrency;
+mod conformance;
 mod helpers;
 mod js_client;
 mod protocol;

@@ -1,0 +1,38 @@
+//! The black-box tus 1.0.0 conformance suite (tests/conformance/, Python
+//! stdlib only) run against a live partway on S3 + Redis, with a short
+//! expiry so the expiration cases can wait one out.
+
+use crate::helpers::TestApp;
+use std::path::Path;
+use std::process::Command;
+
+/// The `--expire-after` the suite is told about (`--expire-seconds`).
+const EXPIRE_SECONDS: u64 = 10;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tus_conformance_suite_passes() {
+    let app = TestApp::spawn_with(|s| {
+        s.expire_after = Some(std::time::Duration::from_secs(EXPIRE_SECONDS));
+    })
+    .await;
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance/tus_conformance.py");
+    let mut command = Command::new("python3");
+    command
+        .arg(script)
+        .arg("--endpoint")
+        .arg(app.endpoint())
+        .arg("--expire-seconds")
+        .arg(EXPIRE_SECONDS.to_string())
+        .env("PYTHONDONTWRITEBYTECODE", "1");
+    let output = tokio::task::spawn_blocking(move || command.output())
+        .await
+        .expect("join")
+        .expect("python3 runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "tus conformance suite failed ({}):\n{stdout}\n{stderr}",
+        output.status
+    );
+}
