@@ -6,6 +6,7 @@
 mod binary;
 mod concurrency;
 mod conformance;
+mod extensions;
 mod helpers;
 mod js_client;
 mod protocol;
