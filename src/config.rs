@@ -38,6 +38,10 @@ pub struct Config {
     /// Use path-style addressing (most S3-compatible stores need it).
     #[arg(long, env = "PARTWAY_S3_FORCE_PATH_STYLE")]
     pub s3_force_path_style: bool,
+    /// How S3 checks each part on arrival besides the SigV4 payload hash:
+    /// md5 (Content-MD5 on every UploadPart) or none.
+    #[arg(long, env = "PARTWAY_S3_PART_CHECKSUM", default_value = "md5")]
+    pub s3_part_checksum: String,
     /// Redis URL for upload state and locks, e.g. redis://127.0.0.1:6379.
     #[arg(long, env = "PARTWAY_REDIS_URL")]
     pub redis_url: Option<String>,
@@ -315,6 +319,11 @@ impl Config {
                 region: given(&self.s3_region),
                 force_path_style: self.s3_force_path_style,
                 credentials: None,
+                part_md5: match self.s3_part_checksum.as_str() {
+                    "md5" => true,
+                    "none" => false,
+                    _ => return Err("--s3-part-checksum must be md5 or none".into()),
+                },
             },
             key_prefix: self.s3_prefix.clone(),
             redis_url,

@@ -50,6 +50,11 @@ pub struct S3Settings {
     /// Fixed credentials (access key id, secret) instead of the AWS chain;
     /// for embedders that manage their own, and for tests.
     pub credentials: Option<(String, String)>,
+    /// Send `Content-MD5` with every UploadPart, so that the store checks
+    /// each part against a digest taken before it left partway (stores
+    /// answer BadDigest or InvalidDigest; partway answers 503 and the client
+    /// resends).
+    pub part_md5: bool,
 }
 
 impl std::fmt::Debug for S3Settings {
@@ -59,6 +64,7 @@ impl std::fmt::Debug for S3Settings {
             .field("endpoint", &self.endpoint)
             .field("region", &self.region)
             .field("force_path_style", &self.force_path_style)
+            .field("part_md5", &self.part_md5)
             .field(
                 "credentials",
                 &self.credentials.as_ref().map(|(id, _)| (id, "***")),
@@ -72,6 +78,7 @@ impl std::fmt::Debug for S3Settings {
 pub struct S3Objects {
     client: Client,
     bucket: String,
+    part_md5: bool,
 }
 
 /// Classifies an SDK failure without leaking it to clients.
@@ -138,6 +145,7 @@ impl S3Objects {
         Self {
             client: Client::from_conf(config.build()),
             bucket: settings.bucket.clone(),
+            part_md5: settings.part_md5,
         }
     }
 }
@@ -175,6 +183,13 @@ impl ObjectStore for S3Objects {
             .filter(|n| (1..=10_000).contains(n))
             .ok_or_else(|| StoreError::Other(format!("invalid part number {number}")))?;
         let length = i64::try_from(body.len()).unwrap_or(i64::MAX);
+        let md5 = self.part_md5.then(|| {
+            use base64::Engine;
+            base64::engine::general_purpose::STANDARD.encode(crate::protocol::checksum::digest(
+                crate::protocol::checksum::Algorithm::Md5,
+                &body,
+            ))
+        });
         let out = self
             .client
             .upload_part()
@@ -183,6 +198,7 @@ impl ObjectStore for S3Objects {
             .upload_id(multipart_id)
             .part_number(part_number)
             .content_length(length)
+            .set_content_md5(md5)
             .body(ByteStream::from(body))
             .send()
             .await

@@ -73,6 +73,7 @@ impl TestApp {
                     region: Some("us-east-1".into()),
                     force_path_style: true,
                     credentials: Some(creds.clone()),
+                    part_md5: true,
                 },
                 key_prefix: key_prefix.clone(),
                 redis_url: servers.redis_url.clone(),
