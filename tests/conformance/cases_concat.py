@@ -1,8 +1,8 @@
-"""Role: conformance cases for concatenation (anchors.md 6.3) and for
-partway's GET download (contract.md), which also verifies concatenated content.
+"""Role: conformance cases for concatenation (tus 1.0.0 extensions) and for
+partway's GET download (README, Downloads), which also verifies concatenated content.
 
 Each row quotes the requirement it checks; CONTRACT rows check partway's own
-promise (/tmp/shared/contract.md).
+promise (as the README documents it).
 """
 
 import re

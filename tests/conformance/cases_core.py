@@ -1,7 +1,7 @@
-"""Role: conformance cases for the tus 1.0.0 core protocol (anchors.md 6.1-6.2).
+"""Role: conformance cases for the tus 1.0.0 core protocol (tus 1.0.0, tus.io/protocols/resumable-upload).
 
 Each row quotes the requirement it checks. Severity MUST/SHOULD comes from the
-spec's own keyword; CONTRACT marks partway's promise (/tmp/shared/contract.md).
+spec's own keyword; CONTRACT marks partway's promise (as the README documents it).
 """
 
 import time

@@ -1,8 +1,8 @@
 """Role: conformance cases for creation, creation-with-upload,
-creation-defer-length and termination (anchors.md 6.3).
+creation-defer-length and termination (tus 1.0.0 extensions).
 
 Each row quotes the requirement it checks; CONTRACT rows check partway's own
-promise (/tmp/shared/contract.md) where the spec is silent.
+promise (as the README documents it) where the spec is silent.
 """
 
 from tuslib import (CONTRACT, MUST, SHOULD, OFFSET_STREAM, Skip, b64, case, check, client_error, create,

@@ -2,7 +2,7 @@
 (anchors.md 6.3).
 
 Each row quotes the requirement it checks; CONTRACT rows check partway's own
-promise (/tmp/shared/contract.md). The expiry wait needs --expire-seconds.
+promise (as the README documents it). The expiry wait needs --expire-seconds.
 """
 
 import email.utils
