@@ -1,5 +1,5 @@
 """Role: conformance cases for expiration, checksum and checksum-trailer
-(anchors.md 6.3).
+(tus 1.0.0 extensions).
 
 Each row quotes the requirement it checks; CONTRACT rows check partway's own
 promise (as the README documents it). The expiry wait needs --expire-seconds.
