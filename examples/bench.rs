@@ -165,7 +165,12 @@ fn payload(
     })
 }
 
-async fn via_partway(endpoint: &str, block: &Bytes, size: u64) -> Result<Duration, BoxError> {
+/// Uploads through partway; returns the time taken and the upload URL.
+async fn via_partway(
+    endpoint: &str,
+    block: &Bytes,
+    size: u64,
+) -> Result<(Duration, String), BoxError> {
     let client = reqwest::Client::new();
     let start = Instant::now();
     let created = client
@@ -191,6 +196,24 @@ async fn via_partway(endpoint: &str, block: &Bytes, size: u64) -> Result<Duratio
         .await?;
     if patched.status() != reqwest::StatusCode::NO_CONTENT {
         return Err(format!("PATCH: {}", patched.status()).into());
+    }
+    Ok((start.elapsed(), url))
+}
+
+/// Downloads a finished upload through partway's GET, counting its bytes.
+async fn download(url: &str, size: u64) -> Result<Duration, BoxError> {
+    let start = Instant::now();
+    let response = reqwest::get(url).await?;
+    if response.status() != reqwest::StatusCode::OK {
+        return Err(format!("GET: {}", response.status()).into());
+    }
+    let mut body = response.bytes_stream();
+    let mut got = 0u64;
+    while let Some(chunk) = body.next().await {
+        got += chunk?.len() as u64;
+    }
+    if got != size {
+        return Err(format!("GET returned {got} of {size} bytes").into());
     }
     Ok(start.elapsed())
 }
@@ -321,6 +344,12 @@ async fn main() -> Result<(), BoxError> {
             "--s3-force-path-style",
         ])
         .args(["--redis-url", &format!("redis://127.0.0.1:{redis_port}/")])
+        // Extra server flags to compare, e.g. "--s3-part-checksum none".
+        .args(
+            std::env::var("BENCH_PARTWAY_ARGS")
+                .unwrap_or_default()
+                .split_whitespace(),
+        )
         .env("AWS_ACCESS_KEY_ID", &key)
         .env("AWS_SECRET_ACCESS_KEY", &secret)
         .env("RUST_LOG", "warn")
@@ -339,9 +368,11 @@ async fn main() -> Result<(), BoxError> {
     let (mut best_direct, mut best_partway) = (0f64, 0f64);
     let mut cpu_before = usage(pid).1;
     let mut cpu_per_gib = Vec::new();
+    let mut last_url = None;
     for round in 0..rounds {
         let d = mbps(size, direct(&s3, &block, size, round).await?);
-        let took = via_partway(&endpoint_tus, &block, size).await?;
+        let (took, url) = via_partway(&endpoint_tus, &block, size).await?;
+        last_url = Some(url);
         let p = mbps(size, took);
         let cpu = usage(pid).1;
         cpu_per_gib.push((cpu - cpu_before) / (size as f64 / (1024.0 * MIB as f64)));
@@ -351,10 +382,14 @@ async fn main() -> Result<(), BoxError> {
         best_partway = best_partway.max(p);
     }
     let (rss, _) = usage(pid);
+    let url = last_url.ok_or("no rounds")?;
+    let get = mbps(size, download(&url, size).await?);
+    let (rss_after_get, _) = usage(pid);
     println!("direct to S3 (best):   {best_direct:.0} MB/s");
     println!("through partway (best): {best_partway:.0} MB/s");
     println!("ratio partway/direct:   {:.2}", best_partway / best_direct);
     println!("partway peak RSS:       {rss:.1} MiB");
+    println!("GET through partway:    {get:.0} MB/s, peak RSS after it {rss_after_get:.1} MiB");
     println!(
         "partway CPU per GiB:    {:?} s",
         cpu_per_gib

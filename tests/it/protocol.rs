@@ -18,7 +18,14 @@ async fn options_advertises_the_protocol_without_tus_resumable() {
         assert_eq!(header_str(&response, "tus-version"), Some("1.0.0"));
         assert_eq!(
             header_str(&response, "tus-extension"),
-            Some("creation,creation-with-upload,creation-defer-length,termination")
+            Some(
+                "creation,creation-with-upload,creation-defer-length,termination,\
+                 expiration,checksum,checksum-trailer,concatenation"
+            )
+        );
+        assert_eq!(
+            header_str(&response, "tus-checksum-algorithm"),
+            Some("sha1,md5,sha256,crc32,crc32c")
         );
         assert_eq!(
             header_u64(response.headers(), "tus-max-size"),
