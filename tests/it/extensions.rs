@@ -153,7 +153,8 @@ async fn downloads_serve_ranges_across_parts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expired_uploads_are_reaped_once_by_many_instances() {
-    let app = TestApp::spawn().await;
+    // No background reaper: only the three instances below reap.
+    let app = TestApp::spawn_with(|s| s.expire_after = None).await;
     let Backend::S3 {
         redis_url,
         redis_prefix,
