@@ -11,6 +11,8 @@
 mod cors;
 mod create;
 mod download;
+#[cfg(test)]
+mod fuzz;
 mod location;
 mod resource;
 
