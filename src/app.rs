@@ -39,6 +39,8 @@ impl Partway {
         let limits = Limits {
             expire_after: settings.expire_after,
             expired_gone: settings.expired_gone,
+            buffer_budget_kib: u32::try_from(settings.max_buffer / 1024).unwrap_or(u32::MAX),
+            max_active_appends: settings.max_active_uploads,
             ..Limits::new(settings.part_size, settings.max_size)
         };
         let service = match &settings.backend {

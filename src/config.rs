@@ -56,6 +56,14 @@ pub struct Config {
     /// lengths; 10,000 parts for deferred ones).
     #[arg(long, env = "PARTWAY_MAX_SIZE")]
     pub max_size: Option<String>,
+    /// Bytes of request bodies buffered across all uploads; past it, a
+    /// PATCH waits up to 5 s, then keeps what it has and gets 503.
+    #[arg(long, env = "PARTWAY_MAX_BUFFER", default_value = "1GiB")]
+    pub max_buffer: String,
+    /// Uploads written at once (PATCHes, POSTs with a body); past it, 429
+    /// with Retry-After.
+    #[arg(long, env = "PARTWAY_MAX_ACTIVE_UPLOADS", default_value = "1024")]
+    pub max_active_uploads: usize,
     /// Comma-separated origins allowed by CORS, or * for any.
     #[arg(long, env = "PARTWAY_CORS_ORIGINS", default_value = "*")]
     pub cors_origins: String,
@@ -149,6 +157,10 @@ pub struct Settings {
     pub expire_after: Option<Duration>,
     /// Answer 410 instead of 404 for expired uploads.
     pub expired_gone: bool,
+    /// The global buffer budget, in bytes.
+    pub max_buffer: u64,
+    /// Uploads written at once.
+    pub max_active_uploads: usize,
 }
 
 /// Splits `"8 MiB"` into the trimmed text, `8` and `"MiB"`.
@@ -265,6 +277,13 @@ impl Config {
         }
         let expire_after =
             parse_duration(&self.expire_after).map_err(|e| format!("--expire-after: {e}"))?;
+        let max_buffer = parse_size(&self.max_buffer).map_err(|e| format!("--max-buffer: {e}"))?;
+        if max_buffer < part_size * 2 {
+            return Err("--max-buffer must hold at least two parts (--part-size)".into());
+        }
+        if self.max_active_uploads == 0 {
+            return Err("--max-active-uploads must be at least 1".into());
+        }
         let expired_gone = match self.expired_status {
             404 => false,
             410 => true,
@@ -284,6 +303,8 @@ impl Config {
             max_size,
             expire_after: (!expire_after.is_zero()).then_some(expire_after),
             expired_gone,
+            max_buffer,
+            max_active_uploads: self.max_active_uploads,
         })
     }
 

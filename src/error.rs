@@ -59,7 +59,11 @@ pub enum Error {
     /// 405: the method does not apply to this URL.
     #[error("method not allowed")]
     MethodNotAllowed,
-    /// 503 with `Retry-After`: a backing store is unreachable for now.
+    /// 429 with `Retry-After`: too many uploads are being written at once.
+    #[error("{0}")]
+    TooManyRequests(String),
+    /// 503 with `Retry-After`: a backing store is unreachable for now, or
+    /// the server's buffers are full.
     #[error("service temporarily unavailable; retry shortly")]
     Unavailable(String),
     /// 500: anything else; the detail is logged, not sent.
@@ -88,6 +92,7 @@ impl Error {
             Self::Locked(_) => StatusCode::LOCKED,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -167,7 +172,7 @@ impl IntoResponse for Error {
             Self::OffsetMismatch { expected, .. } => {
                 headers.insert(names::UPLOAD_OFFSET, HeaderValue::from(*expected));
             }
-            Self::Unavailable(_) | Self::Locked(_) => {
+            Self::Unavailable(_) | Self::Locked(_) | Self::TooManyRequests(_) => {
                 headers.insert("retry-after", HeaderValue::from_static("1"));
             }
             Self::ChecksumMismatch(_) => {

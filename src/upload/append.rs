@@ -74,10 +74,21 @@ impl UploadService {
         id: &UploadId,
         request: AppendRequest,
     ) -> Result<UploadInfo> {
+        // Admission: past the cap on uploads being written, refuse at once,
+        // before a byte is read (429: Uppy pauses its whole queue on it).
+        let Ok(slot) = self.active.clone().try_acquire_owned() else {
+            return Err(Error::TooManyRequests(format!(
+                "more than {} uploads are being written; retry shortly",
+                self.limits.max_active_appends
+            )));
+        };
         let (service, id) = (self.clone(), id.clone());
-        tokio::spawn(async move { service.append_here(&id, request).await })
-            .await
-            .map_err(|e| Error::Internal(format!("append task failed: {e}")))?
+        tokio::spawn(async move {
+            let _slot = slot;
+            service.append_here(&id, request).await
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("append task failed: {e}")))?
     }
 
     async fn append_here(&self, id: &UploadId, request: AppendRequest) -> Result<UploadInfo> {
@@ -334,7 +345,14 @@ impl UploadService {
                     let expected = request
                         .content_length
                         .map_or(room, |cl| room.min((start + cl).saturating_sub(at)));
-                    budget = Some(self.reserve(part_size).await);
+                    match self.reserve(part_size).await {
+                        Some(permit) => budget = Some(permit),
+                        None => {
+                            return Ended::Failed(Error::Unavailable(
+                                "the server's buffer budget is exhausted; retry shortly".into(),
+                            ));
+                        }
+                    }
                     pending.reserve(usize::try_from(expected).unwrap_or(0));
                 }
                 pending.extend_from_slice(&chunk.split_to(piece.len as usize));
@@ -372,17 +390,17 @@ impl UploadService {
         }
     }
 
-    /// Waits for room in the global buffer budget for one part.
-    async fn reserve(&self, part_size: u64) -> OwnedSemaphorePermit {
+    /// Waits a bounded time for room in the global buffer budget for one
+    /// part; `None` when there is none (the PATCH then stops, keeps what it
+    /// has and answers 503 with Retry-After).
+    async fn reserve(&self, part_size: u64) -> Option<OwnedSemaphorePermit> {
         let kib = u32::try_from(part_size.div_ceil(1024))
             .unwrap_or(u32::MAX)
             .min(self.limits.buffer_budget_kib);
-        loop {
-            if let Ok(permit) = self.budget.clone().acquire_many_owned(kib).await {
-                return permit;
-            }
-            // The semaphore is never closed; this is unreachable in practice.
-            tokio::task::yield_now().await;
+        let acquire = self.budget.clone().acquire_many_owned(kib);
+        match tokio::time::timeout(self.limits.budget_wait, acquire).await {
+            Ok(Ok(permit)) => Some(permit),
+            Ok(Err(_)) | Err(_) => None,
         }
     }
 }

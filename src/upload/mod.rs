@@ -45,8 +45,13 @@ pub struct Limits {
     pub lock_wait: Duration,
     /// Part uploads in flight per PATCH while more bytes are read.
     pub parts_in_flight: usize,
-    /// Bytes buffered across all requests, in KiB; past it, requests wait.
+    /// Bytes buffered across all requests, in KiB; past it, requests wait
+    /// up to `budget_wait`, then stop, keep what they have and get 503.
     pub buffer_budget_kib: u32,
+    /// How long a PATCH waits for room in the buffer budget.
+    pub budget_wait: std::time::Duration,
+    /// PATCHes (and creations with a body) written at once; past it, 429.
+    pub max_active_appends: usize,
     /// A PATCH body that sends nothing for this long is treated as cut off.
     pub body_idle_timeout: Duration,
     /// Unfinished uploads expire this long after their last PATCH; `None`
@@ -69,6 +74,8 @@ impl Limits {
             lock_wait: Duration::from_secs(3),
             parts_in_flight: 2,
             buffer_budget_kib: 1024 * 1024,
+            budget_wait: Duration::from_secs(5),
+            max_active_appends: 1024,
             body_idle_timeout: Duration::from_secs(60),
             expire_after: Some(Duration::from_secs(24 * 3600)),
             expired_gone: false,
@@ -105,6 +112,8 @@ pub struct UploadService {
     limits: Limits,
     key_prefix: String,
     budget: Arc<Semaphore>,
+    /// One permit per upload being written (`max_active_appends`).
+    active: Arc<Semaphore>,
     /// Cancelled at shutdown: PATCHes stop reading and commit what they have.
     stopping: CancellationToken,
 }
@@ -119,6 +128,7 @@ impl UploadService {
         key_prefix: impl Into<String>,
     ) -> Self {
         let budget = Arc::new(Semaphore::new(limits.buffer_budget_kib as usize));
+        let active = Arc::new(Semaphore::new(limits.max_active_appends.max(1)));
         Self {
             objects,
             state,
@@ -126,6 +136,7 @@ impl UploadService {
             limits,
             key_prefix: key_prefix.into(),
             budget,
+            active,
             stopping: CancellationToken::new(),
         }
     }

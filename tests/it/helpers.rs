@@ -83,6 +83,8 @@ impl TestApp {
             max_size: None,
             expire_after: Some(std::time::Duration::from_secs(24 * 3600)),
             expired_gone: false,
+            max_buffer: 1 << 30,
+            max_active_uploads: 1024,
         };
         let mut settings = settings;
         adjust(&mut settings);

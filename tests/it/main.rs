@@ -3,6 +3,7 @@
 //! both started by the tests on ephemeral loopback ports. Every upload is read
 //! back from S3 and compared byte for byte.
 
+mod backpressure;
 mod binary;
 mod concurrency;
 mod conformance;

@@ -35,6 +35,8 @@ pub(super) fn service(dir: &std::path::Path) -> (Arc<UploadService>, LocalObject
         body_idle_timeout: Duration::from_secs(5),
         expire_after: Some(Duration::from_secs(3600)),
         expired_gone: false,
+        budget_wait: Duration::from_secs(5),
+        max_active_appends: 64,
     };
     let service = UploadService::new(
         Arc::new(objects.clone()),
