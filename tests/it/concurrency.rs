@@ -43,3 +43,49 @@ async fn a_second_patch_never_interleaves_with_the_first() {
     );
     app.assert_object(&url, &first).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_instance_takes_over_a_stalled_upload_without_waiting_out_the_ttl() {
+    let a = TestApp::spawn().await;
+    let settings = a.settings.clone();
+    // A second instance on the same Redis, bucket and prefixes.
+    let b = TestApp::spawn_with(|s| *s = settings).await;
+    let bytes = data(12 * MIB, 12);
+    let url_a = a.create(Some(bytes.len() as u64)).await;
+    let url_b = format!("{}{}", b.endpoint(), crate::helpers::id_of(&url_a));
+
+    // The client's connection to instance A stalls after 1 MiB, holding the lock.
+    let (tx, stalled) = stalled_patch(&a.http, &url_a, bytes[..MIB].to_vec()).await;
+    a.await_locked(&url_a).await;
+
+    // It reconnects through instance B and resumes as tus-js-client does:
+    // HEAD, then PATCH from the offset HEAD reports, again on 409 or 423.
+    let start = std::time::Instant::now();
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        assert!(attempts < 50, "no takeover after {attempts} attempts");
+        let head = b.head(&url_b).await;
+        assert_eq!(
+            head.status(),
+            StatusCode::OK,
+            "HEAD never fails on contention"
+        );
+        let offset = header_u64(head.headers(), "upload-offset").expect("offset");
+        let start_at = usize::try_from(offset).expect("offset");
+        let response = b.patch(&url_b, offset, bytes[start_at..].to_vec()).await;
+        match response.status() {
+            StatusCode::NO_CONTENT => break,
+            StatusCode::CONFLICT | StatusCode::LOCKED => continue,
+            other => panic!("PATCH through B got {other}"),
+        }
+    }
+    let took = start.elapsed();
+    eprintln!("takeover: {took:?} in {attempts} attempts");
+    // A takeover, not the lock's TTL running out.
+    assert!(took < partway::app::LOCK_TTL, "took {took:?}");
+    drop(tx);
+    let _ = stalled.await;
+    // Same bucket and prefix: A's view of the object is B's.
+    a.assert_object(&url_a, &bytes).await;
+}
