@@ -8,6 +8,7 @@ mod binary;
 mod concurrency;
 mod conformance;
 mod extensions;
+mod faults;
 mod helpers;
 mod js_client;
 mod protocol;

@@ -97,7 +97,11 @@ fn tool(env: &str, default: &str) -> String {
 
 /// Starts a redis-server on a fresh port; returns its port and process.
 pub fn start_redis(dir: &std::path::Path, extra: &str) -> (u16, Child) {
-    let port = free_port();
+    start_redis_on(dir, free_port(), extra)
+}
+
+/// Starts a redis-server on `port` with its files in `dir`.
+pub fn start_redis_on(dir: &std::path::Path, port: u16, extra: &str) -> (u16, Child) {
     let log = dir.join(format!("redis-{port}.log"));
     let command = format!(
         "exec {} --port {port} --bind 127.0.0.1 --save '' --dir {} {extra}",

@@ -1,0 +1,81 @@
+//! Faults partway must survive without losing an acknowledged byte: Redis
+//! going away and coming back (with AOF, as the README tells operators to
+//! run it).
+
+use crate::helpers::{MIB, TestApp, data, header_u64};
+use crate::servers::{free_port, start_redis_on};
+use partway::config::Backend;
+use reqwest::StatusCode;
+use std::time::Duration;
+
+/// Kills the redis-server on `port` the hard way, as a crash would.
+fn crash_redis(port: u16) {
+    let status = std::process::Command::new("pkill")
+        .args(["-9", "-f", &format!("redis-server 127.0.0.1:{port}")])
+        .status()
+        .expect("pkill");
+    assert!(status.success(), "no redis-server on {port}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_crash_gets_503_and_everything_recovers_after_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let aof = "--appendonly yes --appendfsync always";
+    let _redis = start_redis_on(dir.path(), port, aof);
+    let app = TestApp::spawn_with(|s| {
+        if let Backend::S3 { redis_url, .. } = &mut s.backend {
+            *redis_url = format!("redis://127.0.0.1:{port}/");
+        }
+    })
+    .await;
+    let bytes = data(12 * MIB + 9, 70);
+    let url = app.create(Some(bytes.len() as u64)).await;
+    // A full part in S3 and 2 MiB of tail in Redis, acknowledged.
+    let first = app.patch(&url, 0, bytes[..7 * MIB].to_vec()).await;
+    assert_eq!(first.status(), StatusCode::NO_CONTENT);
+
+    crash_redis(port);
+    // During the outage: a prompt 503 with Retry-After, never a hang.
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client");
+    let head = http
+        .head(&url)
+        .header("Tus-Resumable", "1.0.0")
+        .send()
+        .await
+        .expect("HEAD answers during the outage");
+    assert_eq!(head.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(head.headers().contains_key("retry-after"));
+    let patch = http
+        .patch(&url)
+        .header("Tus-Resumable", "1.0.0")
+        .header("Content-Type", "application/offset+octet-stream")
+        .header("Upload-Offset", (7 * MIB).to_string())
+        .body(bytes[7 * MIB..].to_vec())
+        .send()
+        .await;
+    if let Ok(patch) = patch {
+        assert_eq!(patch.status(), StatusCode::SERVICE_UNAVAILABLE);
+    }
+
+    // Redis comes back from its AOF on the same port; partway reconnects.
+    let _redis = start_redis_on(dir.path(), port, aof);
+    let mut offset = None;
+    for _ in 0..100 {
+        let head = app.head(&url).await;
+        if head.status() == StatusCode::OK {
+            offset = header_u64(head.headers(), "upload-offset");
+            break;
+        }
+        assert_eq!(head.status(), StatusCode::SERVICE_UNAVAILABLE);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let offset = offset.expect("partway reconnected to Redis");
+    assert_eq!(offset, 7 * MIB as u64, "every acknowledged byte survived");
+    let rest = app.patch(&url, offset, bytes[7 * MIB..].to_vec()).await;
+    assert_eq!(rest.status(), StatusCode::NO_CONTENT);
+    app.assert_object(&url, &bytes).await;
+}
