@@ -79,3 +79,90 @@ async fn a_redis_crash_gets_503_and_everything_recovers_after_it() {
     assert_eq!(rest.status(), StatusCode::NO_CONTENT);
     app.assert_object(&url, &bytes).await;
 }
+
+/// The `partway` binary against the same stores as `app`.
+fn launch_like(app: &TestApp, port: u16) -> std::process::Child {
+    let Backend::S3 {
+        s3,
+        key_prefix,
+        redis_url,
+        redis_prefix,
+    } = &app.settings.backend
+    else {
+        panic!("not an S3 app");
+    };
+    let (key, secret) = s3.credentials.clone().expect("test credentials");
+    std::process::Command::new(env!("CARGO_BIN_EXE_partway"))
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(["--s3-bucket", &s3.bucket, "--s3-region", "us-east-1"])
+        .args(["--s3-endpoint", s3.endpoint.as_deref().expect("endpoint")])
+        .args(["--s3-force-path-style", "--s3-prefix", key_prefix])
+        .args(["--redis-url", redis_url, "--redis-prefix", redis_prefix])
+        .args(["--part-size", "5MiB"])
+        .env("AWS_ACCESS_KEY_ID", key)
+        .env("AWS_SECRET_ACCESS_KEY", secret)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("partway starts")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_instance_loses_no_acknowledged_byte_and_another_one_finishes() {
+    let app = TestApp::spawn().await;
+    let port = free_port();
+    let mut doomed = launch_like(&app, port);
+    let start = std::time::Instant::now();
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(start.elapsed() < Duration::from_secs(10), "no listener");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let bytes = data(13 * MIB + 1, 71);
+    let url = app.create(Some(bytes.len() as u64)).await;
+    let url_doomed = format!(
+        "http://127.0.0.1:{port}/files/{}",
+        crate::helpers::id_of(&url)
+    );
+
+    // The doomed instance receives 7 MiB and commits the first part as it
+    // streams; then the client stalls and the instance is killed -9.
+    let (tx, stalled) =
+        crate::helpers::stalled_patch(&app.http, &url_doomed, bytes[..7 * MIB].to_vec()).await;
+    let start = std::time::Instant::now();
+    while app.offset(&url).await < 5 * MIB as u64 {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "no part committed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    doomed.kill().expect("kill -9");
+    let _ = doomed.wait();
+    drop(tx);
+    let _ = stalled.await;
+
+    // The client resumes through the other instance; the dead holder's lock
+    // runs out with its TTL, meanwhile PATCH answers 423 and is retried.
+    let acknowledged = app.offset(&url).await;
+    assert!(
+        acknowledged >= 5 * MIB as u64,
+        "acknowledged {acknowledged}"
+    );
+    loop {
+        let offset = app.offset(&url).await;
+        let from = usize::try_from(offset).expect("offset");
+        let response = app.patch(&url, offset, bytes[from..].to_vec()).await;
+        match response.status() {
+            StatusCode::NO_CONTENT => break,
+            StatusCode::LOCKED | StatusCode::CONFLICT => {
+                assert!(start.elapsed() < Duration::from_secs(60), "never resumed");
+            }
+            other => panic!("resume got {other}"),
+        }
+    }
+    app.assert_object(&url, &bytes).await;
+    assert_eq!(app.open_multipart_uploads().await, 0);
+}
