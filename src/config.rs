@@ -341,6 +341,7 @@ impl Config {
                 region: given(&self.s3_region),
                 force_path_style: self.s3_force_path_style,
                 credentials: None,
+                read_timeout: None,
                 part_md5: match self.s3_part_checksum.as_str() {
                     "md5" => true,
                     "none" => false,

@@ -55,6 +55,10 @@ pub struct S3Settings {
     /// answer BadDigest or InvalidDigest; partway answers 503 and the client
     /// resends).
     pub part_md5: bool,
+    /// How long one attempt waits for S3 to start answering once the
+    /// request is sent; `None` for the default of 60 s. A store that stops
+    /// answering then fails the attempt instead of hanging the upload.
+    pub read_timeout: Option<Duration>,
 }
 
 impl std::fmt::Debug for S3Settings {
@@ -137,6 +141,7 @@ impl S3Objects {
             .timeout_config(
                 TimeoutConfig::builder()
                     .connect_timeout(Duration::from_secs(5))
+                    .read_timeout(settings.read_timeout.unwrap_or(Duration::from_secs(60)))
                     .build(),
             );
         if let Some(endpoint) = &settings.endpoint {

@@ -74,6 +74,7 @@ impl TestApp {
                     force_path_style: true,
                     credentials: Some(creds.clone()),
                     part_md5: true,
+                    read_timeout: None,
                 },
                 key_prefix: key_prefix.clone(),
                 redis_url: servers.redis_url.clone(),
