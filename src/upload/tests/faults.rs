@@ -167,3 +167,53 @@ async fn a_failed_complete_is_retried_by_the_next_head_or_patch() {
     assert_eq!(stored, data);
     assert_eq!(service.head(&info.id).await.expect("head").offset, 2500);
 }
+
+#[tokio::test]
+async fn a_client_cut_again_and_again_resumes_and_sends_each_part_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (reference, objects) = service(dir.path());
+    let counting = Arc::new(FlakyComplete {
+        inner: objects.clone(),
+        failures_left: 0.into(),
+        parts_uploaded: 0.into(),
+    });
+    let service = Arc::new(UploadService::new(
+        counting.clone(),
+        Arc::new(LocalState::new(dir.path())),
+        Arc::new(LocalLocker::new()),
+        reference.limits().clone(),
+        "",
+    ));
+    let total = 20 * PART as usize + 321;
+    let data: Vec<u8> = (0..total).map(|i| (i * 7 % 251) as u8).collect();
+    let info = new_upload(&service, Some(total as u64)).await;
+    // Each attempt sends the rest but is cut after a pseudo-random share,
+    // mid-part more often than not.
+    let mut offset = 0;
+    let mut cuts = 0;
+    let mut x = 0x9E37_79B9_u64;
+    while offset < total {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let rest = &data[offset..];
+        let sent = (x as usize % (3 * PART as usize)).min(rest.len());
+        let cut = sent < rest.len();
+        let request = AppendRequest {
+            offset: offset as u64,
+            declared_length: None,
+            content_length: Some(rest.len() as u64),
+            body: body(vec![rest[..sent].to_vec()], cut),
+            verify: Verify::None,
+        };
+        let _ = service.append(&info.id, request).await;
+        cuts += usize::from(cut);
+        let now = service.head(&info.id).await.expect("head").offset as usize;
+        assert_eq!(now, offset + sent, "every byte that arrived is kept");
+        offset = now;
+    }
+    assert!(cuts > 5, "only {cuts} cuts");
+    assert_eq!(stored(&objects, &info), data);
+    // 20 full parts and the last one, each sent to the store exactly once.
+    assert_eq!(counting.parts_uploaded.load(Ordering::SeqCst), 21);
+}
