@@ -120,22 +120,32 @@ impl crate::store::ObjectStore for FlakyComplete {
     }
 }
 
-#[tokio::test]
-async fn a_failed_complete_is_retried_by_the_next_head_or_patch() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (reference, objects) = service(dir.path());
+/// A service over the embedded store whose Complete fails `failures`
+/// times, counting part uploads.
+fn flaky_service(
+    dir: &std::path::Path,
+    failures: usize,
+) -> (Arc<UploadService>, Arc<FlakyComplete>, LocalObjects) {
+    let (reference, objects) = service(dir);
     let flaky = Arc::new(FlakyComplete {
         inner: objects.clone(),
-        failures_left: 2.into(),
+        failures_left: failures.into(),
         parts_uploaded: 0.into(),
     });
     let service = Arc::new(UploadService::new(
         flaky.clone(),
-        Arc::new(LocalState::new(dir.path())),
+        Arc::new(LocalState::new(dir)),
         Arc::new(LocalLocker::new()),
         reference.limits().clone(),
         "",
     ));
+    (service, flaky, objects)
+}
+
+#[tokio::test]
+async fn a_failed_complete_is_retried_by_the_next_head_or_patch() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (service, flaky, objects) = flaky_service(dir.path(), 2);
     let data: Vec<u8> = (0..2500u32).map(|i| (i % 13) as u8).collect();
     let info = new_upload(&service, Some(2500)).await;
     // The last PATCH gets every byte in, but Complete fails: 503.
@@ -171,19 +181,7 @@ async fn a_failed_complete_is_retried_by_the_next_head_or_patch() {
 #[tokio::test]
 async fn a_client_cut_again_and_again_resumes_and_sends_each_part_once() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (reference, objects) = service(dir.path());
-    let counting = Arc::new(FlakyComplete {
-        inner: objects.clone(),
-        failures_left: 0.into(),
-        parts_uploaded: 0.into(),
-    });
-    let service = Arc::new(UploadService::new(
-        counting.clone(),
-        Arc::new(LocalState::new(dir.path())),
-        Arc::new(LocalLocker::new()),
-        reference.limits().clone(),
-        "",
-    ));
+    let (service, counting, objects) = flaky_service(dir.path(), 0);
     let total = 20 * PART as usize + 321;
     let data: Vec<u8> = (0..total).map(|i| (i * 7 % 251) as u8).collect();
     let info = new_upload(&service, Some(total as u64)).await;
