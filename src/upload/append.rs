@@ -26,6 +26,7 @@ use bytes::{Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 
 /// A request body, as the core sees it: no HTTP types.
@@ -77,6 +78,7 @@ impl UploadService {
         // Admission: past the cap on uploads being written, refuse at once,
         // before a byte is read (429: Uppy pauses its whole queue on it).
         let Ok(slot) = self.active.clone().try_acquire_owned() else {
+            self.counters.refused_active.fetch_add(1, Ordering::Relaxed);
             return Err(Error::TooManyRequests(format!(
                 "more than {} uploads are being written; retry shortly",
                 self.limits.max_active_appends
@@ -319,7 +321,10 @@ impl UploadService {
         loop {
             let next = tokio::select! {
                 biased;
-                () = guard.stop_signal().cancelled() => return Ended::Released,
+                () = guard.stop_signal().cancelled() => {
+                    self.counters.takeovers.fetch_add(1, Ordering::Relaxed);
+                    return Ended::Released;
+                }
                 () = self.stopping.cancelled() => return Ended::Released,
                 next = tokio::time::timeout(self.limits.body_idle_timeout, body.next()) => next,
             };
@@ -348,6 +353,7 @@ impl UploadService {
                     match self.reserve(part_size).await {
                         Some(permit) => budget = Some(permit),
                         None => {
+                            self.counters.refused_budget.fetch_add(1, Ordering::Relaxed);
                             return Ended::Failed(Error::Unavailable(
                                 "the server's buffer budget is exhausted; retry shortly".into(),
                             ));

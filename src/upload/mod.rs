@@ -116,6 +116,18 @@ pub struct UploadService {
     active: Arc<Semaphore>,
     /// Cancelled at shutdown: PATCHes stop reading and commit what they have.
     stopping: CancellationToken,
+    counters: Counters,
+}
+
+/// Events worth counting, for tests, load runs and (later) metrics.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// PATCHes that let go of an upload because another request asked.
+    pub takeovers: std::sync::atomic::AtomicU64,
+    /// Requests refused for the cap on active uploads (429).
+    pub refused_active: std::sync::atomic::AtomicU64,
+    /// PATCHes stopped because the buffer budget stayed full (503).
+    pub refused_budget: std::sync::atomic::AtomicU64,
 }
 
 impl UploadService {
@@ -138,6 +150,7 @@ impl UploadService {
             budget,
             active,
             stopping: CancellationToken::new(),
+            counters: Counters::default(),
         }
     }
 
@@ -150,6 +163,11 @@ impl UploadService {
     /// The limits in force.
     pub fn limits(&self) -> &Limits {
         &self.limits
+    }
+
+    /// What this instance has counted since it started.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
     }
 
     /// Creates an upload: its record, and its multipart upload in the store.

@@ -182,6 +182,11 @@ impl TestApp {
         }
     }
 
+    /// The running instance's upload core (its counters, say).
+    pub fn service(&self) -> std::sync::Arc<partway::upload::UploadService> {
+        self.partway.as_ref().expect("running").service().clone()
+    }
+
     /// The collection URL.
     pub fn endpoint(&self) -> String {
         format!("http://{}/files/", self.addr)

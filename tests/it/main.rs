@@ -11,6 +11,7 @@ mod extensions;
 mod faults;
 mod helpers;
 mod js_client;
+mod load;
 mod protocol;
 mod proxy;
 mod redis_store;
