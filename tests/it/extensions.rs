@@ -6,7 +6,6 @@
 use crate::helpers::{MIB, TestApp, data, header_str, id_of, location};
 use base64::Engine;
 use partway::Partway;
-use partway::config::Backend;
 use reqwest::StatusCode;
 use sha2::Digest;
 
@@ -155,14 +154,6 @@ async fn downloads_serve_ranges_across_parts() {
 async fn expired_uploads_are_reaped_once_by_many_instances() {
     // No background reaper: only the three instances below reap.
     let app = TestApp::spawn_with(|s| s.expire_after = None).await;
-    let Backend::S3 {
-        redis_url,
-        redis_prefix,
-        ..
-    } = &app.settings.backend
-    else {
-        panic!("not a Redis-backed app");
-    };
     let mut urls = Vec::new();
     for i in 0..4 {
         let url = app.create(Some(20 * MIB as u64)).await;
@@ -172,11 +163,7 @@ async fn expired_uploads_are_reaped_once_by_many_instances() {
     }
     assert_eq!(app.open_multipart_uploads().await, 4);
     // Let the day pass: every upload's expiry moves into the past.
-    let client = redis::Client::open(redis_url.as_str()).expect("redis");
-    let mut conn = client
-        .get_multiplexed_async_connection()
-        .await
-        .expect("redis");
+    let (mut conn, redis_prefix) = app.redis().await;
     for url in &urls {
         let id = id_of(url);
         let _: () = redis::pipe()
@@ -201,11 +188,7 @@ async fn expired_uploads_are_reaped_once_by_many_instances() {
     let reaped: usize = passes.into_iter().map(|r| r.expect("reaper pass")).sum();
     assert_eq!(reaped, 4);
     assert_eq!(app.open_multipart_uploads().await, 0);
-    let left: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{redis_prefix}*"))
-        .query_async(&mut conn)
-        .await
-        .expect("KEYS");
+    let left = app.redis_keys().await;
     assert!(left.is_empty(), "keys left behind: {left:?}");
 }
 

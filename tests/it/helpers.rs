@@ -151,8 +151,8 @@ impl TestApp {
         self.start().await;
     }
 
-    /// Waits until some request holds the upload's lock in Redis.
-    pub async fn await_locked(&self, url: &str) {
+    /// A connection to this app's Redis, and its key prefix.
+    pub async fn redis(&self) -> (redis::aio::MultiplexedConnection, String) {
         let partway::config::Backend::S3 {
             redis_url,
             redis_prefix,
@@ -162,10 +162,26 @@ impl TestApp {
             panic!("not a Redis-backed app");
         };
         let client = redis::Client::open(redis_url.as_str()).expect("redis client");
-        let mut conn = client
+        let conn = client
             .get_multiplexed_async_connection()
             .await
             .expect("redis");
+        (conn, redis_prefix.clone())
+    }
+
+    /// The keys under this app's Redis prefix.
+    pub async fn redis_keys(&self) -> Vec<String> {
+        let (mut conn, prefix) = self.redis().await;
+        redis::cmd("KEYS")
+            .arg(format!("{prefix}*"))
+            .query_async(&mut conn)
+            .await
+            .expect("KEYS")
+    }
+
+    /// Waits until some request holds the upload's lock in Redis.
+    pub async fn await_locked(&self, url: &str) {
+        let (mut conn, redis_prefix) = self.redis().await;
         let key = format!("{redis_prefix}{{{}}}:lock", id_of(url));
         let start = std::time::Instant::now();
         loop {

@@ -10,7 +10,6 @@
 //! cargo test --release --test it load -- --nocapture`.
 
 use crate::helpers::{KIB, MIB, TestApp, data, header_u64, location};
-use partway::config::Backend;
 use reqwest::StatusCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -68,7 +67,7 @@ async fn one_upload(
     shape: Shape,
     tally: &Tally,
 ) -> (String, Vec<u8>) {
-    let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (index as u64 + 1) * 0x1234_5678);
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ ((index as u64 + 1) * 0x1234_5678));
     let size = KIB + rng.next(shape.max_size - KIB);
     let bytes = data(size, 1000 + index as u64);
     let mut turn = index;
@@ -156,24 +155,7 @@ async fn many_uploads_across_three_instances_all_finish_byte_exact() {
     }
     assert_eq!(apps[0].open_multipart_uploads().await, 0);
     // Nothing left in Redis but the records of the finished uploads.
-    let Backend::S3 {
-        redis_url,
-        redis_prefix,
-        ..
-    } = &settings.backend
-    else {
-        panic!("not a Redis-backed app");
-    };
-    let client = redis::Client::open(redis_url.as_str()).expect("redis");
-    let mut conn = client
-        .get_multiplexed_async_connection()
-        .await
-        .expect("redis");
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{redis_prefix}*"))
-        .query_async(&mut conn)
-        .await
-        .expect("KEYS");
+    let keys = apps[0].redis_keys().await;
     let stray: Vec<&String> = keys.iter().filter(|k| !k.ends_with(":info")).collect();
     assert!(stray.is_empty(), "left in Redis: {stray:?}");
     assert_eq!(keys.len(), uploads);
