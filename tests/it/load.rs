@@ -7,7 +7,7 @@
 //! CI runs a small version. The full run of the issue (200 uploads of 1 KiB
 //! to 64 MiB, 2% of connections cut) is
 //! `PARTWAY_LOAD_UPLOADS=200 PARTWAY_LOAD_MAX_MIB=64 PARTWAY_LOAD_CUT_PERCENT=2
-//! cargo test --release --test it load -- --nocapture`.
+//! cargo test --release --test it load:: -- --nocapture`.
 
 use crate::helpers::{KIB, MIB, TestApp, data, header_u64, location};
 use reqwest::StatusCode;
