@@ -6,7 +6,8 @@ use crate::http::{self, HttpConfig};
 use crate::store::local::LocalObjects;
 use crate::store::local_lock::LocalLocker;
 use crate::store::local_state::LocalState;
-use crate::store::redis::{RedisState, connect, store_error};
+use crate::store::redis::{RedisState, store_error};
+use crate::store::redis_conn::{connect, connect_cluster};
 use crate::store::redis_lock::RedisLocker;
 use crate::store::s3::S3Objects;
 use crate::upload::plan::PartLimits;
@@ -61,12 +62,25 @@ impl Partway {
                 key_prefix,
                 redis_url,
                 redis_prefix,
+                redis_cluster,
             } => {
-                let client = redis::Client::open(redis_url.as_str())
-                    .map_err(|e| format!("--redis-url: {e}"))?;
-                let conn = connect(&client)
-                    .await
-                    .map_err(|e| format!("cannot reach Redis at --redis-url: {e}"))?;
+                let nodes: Vec<String> = redis_url
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|n| !n.is_empty())
+                    .map(str::to_owned)
+                    .collect();
+                let first = nodes.first().ok_or("--redis-url is empty")?;
+                // Release requests are pub/sub on one node; a cluster
+                // broadcasts PUBLISH to every node.
+                let client =
+                    redis::Client::open(first.as_str()).map_err(|e| format!("--redis-url: {e}"))?;
+                let conn = if *redis_cluster {
+                    connect_cluster(&nodes).await
+                } else {
+                    connect(&client).await
+                }
+                .map_err(|e| format!("cannot reach Redis at --redis-url: {e}"))?;
                 let mut ping = conn.clone();
                 let _: String = redis::cmd("PING")
                     .query_async(&mut ping)

@@ -46,6 +46,9 @@ pub struct Config {
     /// Redis URL for upload state and locks, e.g. redis://127.0.0.1:6379.
     #[arg(long, env = "PARTWAY_REDIS_URL")]
     pub redis_url: Option<String>,
+    /// --redis-url names nodes of a Redis Cluster (comma-separated seeds).
+    #[arg(long, env = "PARTWAY_REDIS_CLUSTER")]
+    pub redis_cluster: bool,
     /// Prefix of every Redis key.
     #[arg(long, env = "PARTWAY_REDIS_PREFIX", default_value = "partway:")]
     pub redis_prefix: String,
@@ -102,6 +105,8 @@ pub enum Backend {
         key_prefix: String,
         redis_url: String,
         redis_prefix: String,
+        /// `redis_url` lists seed nodes of a Redis Cluster.
+        redis_cluster: bool,
     },
 }
 
@@ -121,11 +126,17 @@ impl Backend {
                 key_prefix,
                 redis_url,
                 redis_prefix,
+                redis_cluster,
             } => format!(
-                "S3 bucket {} at {} (key prefix {key_prefix:?}), Redis {} (key prefix {redis_prefix:?})",
+                "S3 bucket {} at {} (key prefix {key_prefix:?}), Redis{} {} (key prefix {redis_prefix:?})",
                 s3.bucket,
                 s3.endpoint.as_deref().unwrap_or("AWS"),
-                redact_url(redis_url)
+                if *redis_cluster { " Cluster" } else { "" },
+                redis_url
+                    .split(',')
+                    .map(redact_url)
+                    .collect::<Vec<_>>()
+                    .join(",")
             ),
         }
     }
@@ -351,6 +362,7 @@ impl Config {
             key_prefix: self.s3_prefix.clone(),
             redis_url,
             redis_prefix: self.redis_prefix.clone(),
+            redis_cluster: self.redis_cluster,
         })
     }
 }

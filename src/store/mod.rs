@@ -15,6 +15,7 @@ pub mod local;
 pub mod local_lock;
 pub mod local_state;
 pub mod redis;
+pub mod redis_conn;
 pub mod redis_lock;
 pub mod s3;
 

@@ -17,16 +17,15 @@
 //! HEAD is one HMGET. Every commit is one Lua script that checks the lock
 //! owner, the offset and the tail length before it changes anything.
 
+use super::redis_conn::RedisConn;
 use super::{Change, Commit, CommitError, StateStore, StoreError};
 use crate::upload::model::{Concat, PartRecord, UploadId, UploadInfo, UploadState};
 use async_trait::async_trait;
 use bytes::Bytes;
 use redis::AsyncCommands;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::LazyLock;
-use std::time::Duration;
 
 /// Keys of one upload.
 #[derive(Debug, Clone)]
@@ -60,23 +59,6 @@ pub fn store_error(e: redis::RedisError) -> StoreError {
     } else {
         StoreError::Other(format!("redis: {e}"))
     }
-}
-
-/// Opens a self-reconnecting connection with bounded timeouts, so a Redis
-/// outage turns into prompt errors instead of hung requests.
-///
-/// # Errors
-/// Redis not answering at start.
-pub async fn connect(client: &redis::Client) -> Result<ConnectionManager, StoreError> {
-    let config = ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(Duration::from_secs(2)))
-        .set_response_timeout(Some(Duration::from_secs(5)))
-        .set_number_of_retries(2)
-        .set_max_delay(Duration::from_millis(500));
-    client
-        .get_connection_manager_with_config(config)
-        .await
-        .map_err(store_error)
 }
 
 /// The fields of a record that never change after creation.
@@ -139,13 +121,13 @@ static EXPIRES_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| redis::Script:
 /// Upload state in Redis.
 #[derive(Clone)]
 pub struct RedisState {
-    conn: ConnectionManager,
+    conn: RedisConn,
     prefix: String,
 }
 
 impl RedisState {
     /// State under `prefix` on `conn`.
-    pub fn new(conn: ConnectionManager, prefix: impl Into<String>) -> Self {
+    pub fn new(conn: RedisConn, prefix: impl Into<String>) -> Self {
         Self {
             conn,
             prefix: prefix.into(),

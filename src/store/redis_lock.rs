@@ -13,11 +13,11 @@
 //! of waiting out a TTL. A dead holder's lock simply expires.
 
 use super::redis::{Keys, store_error};
+use super::redis_conn::RedisConn;
 use super::{LockError, LockGuard, LockRelease, Locker};
 use crate::upload::model::UploadId;
 use async_trait::async_trait;
 use futures_util::StreamExt;
-use redis::aio::ConnectionManager;
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 use std::time::Duration;
@@ -47,7 +47,7 @@ type Holders = Arc<Mutex<HashMap<UploadId, CancellationToken>>>;
 /// Locks in Redis, shared by every partway instance.
 #[derive(Clone)]
 pub struct RedisLocker {
-    conn: ConnectionManager,
+    conn: RedisConn,
     prefix: String,
     ttl: Duration,
     holders: Holders,
@@ -68,7 +68,7 @@ impl RedisLocker {
     /// `client` opens the pub/sub connection for release requests.
     pub fn new(
         client: redis::Client,
-        conn: ConnectionManager,
+        conn: RedisConn,
         prefix: impl Into<String>,
         ttl: Duration,
     ) -> Self {
@@ -148,7 +148,7 @@ impl RedisLocker {
 
 /// Keeps the lock alive until released; cancels `stop` if it is lost.
 async fn renew(
-    mut conn: ConnectionManager,
+    mut conn: RedisConn,
     key: String,
     token: String,
     ttl: Duration,
@@ -228,7 +228,7 @@ async fn listen(client: redis::Client, channel: String, holders: Holders, stop: 
 }
 
 struct Release {
-    conn: ConnectionManager,
+    conn: RedisConn,
     key: String,
     token: String,
     done: CancellationToken,

@@ -5,7 +5,6 @@
 
 use crate::helpers::{MIB, TestApp, data, header_str, id_of, location};
 use base64::Engine;
-use partway::Partway;
 use reqwest::StatusCode;
 use sha2::Digest;
 
@@ -175,18 +174,7 @@ async fn expired_uploads_are_reaped_once_by_many_instances() {
     }
     assert_eq!(app.head(&urls[0]).await.status(), StatusCode::NOT_FOUND);
     // Three instances reap at once; each upload is reaped by exactly one.
-    let mut instances = Vec::new();
-    for _ in 0..3 {
-        instances.push(
-            Partway::from_settings(&app.settings)
-                .await
-                .expect("partway"),
-        );
-    }
-    let passes =
-        futures_util::future::join_all(instances.iter().map(|p| p.service().reap_expired())).await;
-    let reaped: usize = passes.into_iter().map(|r| r.expect("reaper pass")).sum();
-    assert_eq!(reaped, 4);
+    assert_eq!(app.reap_with_instances(3).await, 4);
     assert_eq!(app.open_multipart_uploads().await, 0);
     let left = app.redis_keys().await;
     assert!(left.is_empty(), "keys left behind: {left:?}");

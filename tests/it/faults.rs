@@ -87,6 +87,7 @@ fn launch_like(app: &TestApp, port: u16) -> std::process::Child {
         key_prefix,
         redis_url,
         redis_prefix,
+        ..
     } = &app.settings.backend
     else {
         panic!("not an S3 app");

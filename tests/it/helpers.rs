@@ -79,6 +79,7 @@ impl TestApp {
                 key_prefix: key_prefix.clone(),
                 redis_url: servers.redis_url.clone(),
                 redis_prefix: format!("{}:", unique("it")),
+                redis_cluster: false,
             },
             part_size: 5 * MIB as u64,
             max_size: None,
@@ -196,6 +197,23 @@ impl TestApp {
             assert!(start.elapsed().as_secs() < 10, "nobody took the lock");
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
+    }
+
+    /// Runs one reaper pass on each of `count` new instances on this app's
+    /// stores, all at once; returns how many uploads they reaped in all.
+    pub async fn reap_with_instances(&self, count: usize) -> usize {
+        let mut instances = Vec::new();
+        for _ in 0..count {
+            instances.push(
+                Partway::from_settings(&self.settings)
+                    .await
+                    .expect("partway"),
+            );
+        }
+        let passes =
+            futures_util::future::join_all(instances.iter().map(|p| p.service().reap_expired()))
+                .await;
+        passes.into_iter().map(|r| r.expect("reaper pass")).sum()
     }
 
     /// The running instance's upload core (its counters, say).

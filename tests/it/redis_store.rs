@@ -4,7 +4,8 @@
 
 use crate::servers::servers;
 use bytes::Bytes;
-use partway::store::redis::{RedisState, connect};
+use partway::store::redis::RedisState;
+use partway::store::redis_conn::connect;
 use partway::store::redis_lock::RedisLocker;
 use partway::store::{Change, Commit, CommitError, Locker, StateStore};
 use partway::upload::model::{Concat, UploadId, UploadInfo, UploadState};

@@ -115,6 +115,55 @@ pub fn start_redis_on(dir: &std::path::Path, port: u16, extra: &str) -> (u16, Ch
     (port, child)
 }
 
+/// A local three-node Redis Cluster (no replicas), built with
+/// `redis-cli --cluster create`; returns its node URLs and processes.
+pub fn start_redis_cluster(dir: &std::path::Path) -> (Vec<String>, Vec<Child>) {
+    let mut nodes = Vec::new();
+    let mut children = Vec::new();
+    for _ in 0..3 {
+        let port = free_port();
+        let extra = format!(
+            "--cluster-enabled yes --cluster-config-file nodes-{port}.conf --appendonly no"
+        );
+        children.push(start_redis_on(dir, port, &extra).1);
+        nodes.push(port);
+    }
+    let redis_cli = std::path::Path::new(&tool("PARTWAY_TEST_REDIS_SERVER", "redis-server"))
+        .with_file_name("redis-cli");
+    let redis_cli = if redis_cli.exists() {
+        redis_cli.display().to_string()
+    } else {
+        "redis-cli".to_owned()
+    };
+    let addresses: Vec<String> = nodes.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    let created = Command::new(&redis_cli)
+        .args(["--cluster", "create"])
+        .args(&addresses)
+        .args(["--cluster-replicas", "0", "--cluster-yes"])
+        .stdout(Stdio::null())
+        .status()
+        .expect("redis-cli runs");
+    assert!(created.success(), "redis-cli --cluster create failed");
+    for port in &nodes {
+        let log = dir.join(format!("redis-{port}.log"));
+        wait_until("the cluster to settle", &log, || {
+            TcpStream::connect(("127.0.0.1", *port)).is_ok_and(|mut stream| {
+                let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
+                let mut reply = [0u8; 2048];
+                stream.write_all(b"CLUSTER INFO\r\n").is_ok()
+                    && stream.read(&mut reply).is_ok_and(|n| {
+                        String::from_utf8_lossy(&reply[..n]).contains("cluster_state:ok")
+                    })
+            })
+        });
+    }
+    let urls = nodes
+        .iter()
+        .map(|p| format!("redis://127.0.0.1:{p}/"))
+        .collect();
+    (urls, children)
+}
+
 /// The servers of this test process, started on first use.
 pub fn servers() -> &'static Servers {
     static SERVERS: OnceLock<Servers> = OnceLock::new();
