@@ -94,7 +94,8 @@ fn current(mode: &Mutex<Mode>) -> Mode {
 }
 
 async fn handle(mut client: TcpStream, target: SocketAddr, mode: Arc<Mutex<Mode>>, shed: bool) {
-    match current(&mode) {
+    let admitted = current(&mode);
+    match admitted {
         Mode::Reset => return,
         Mode::BlackHole => {
             let mut sink = vec![0; 64 * 1024];
@@ -127,14 +128,21 @@ async fn handle(mut client: TcpStream, target: SocketAddr, mode: Arc<Mutex<Mode>
     };
     let (cr, cw) = client.into_split();
     let (sr, sw) = server.into_split();
-    tokio::join!(pump(cr, sw, mode.clone()), pump(sr, cw, mode));
+    let shedding_since_admitted = matches!(admitted, Mode::Http503 { .. });
+    tokio::join!(
+        pump(cr, sw, mode.clone(), shedding_since_admitted),
+        pump(sr, cw, mode, shedding_since_admitted)
+    );
 }
 
 /// Copies one direction, applying latency and black-holing as they change.
+/// `admitted_shedding`: the connection was let through while shedding, so a
+/// shedding mode does not close it.
 async fn pump(
     mut read: impl AsyncRead + Unpin,
     mut write: impl AsyncWrite + Unpin,
     mode: Arc<Mutex<Mode>>,
+    admitted_shedding: bool,
 ) {
     let mut buf = vec![0; 64 * 1024];
     loop {
@@ -146,7 +154,10 @@ async fn pump(
             Mode::Latency(delay) => tokio::time::sleep(delay).await,
             Mode::BlackHole => continue,
             Mode::Reset => return,
-            _ => {}
+            // Connections opened before shedding began close, so every
+            // request meets the new mode.
+            Mode::Http503 { .. } if !admitted_shedding => return,
+            Mode::Http503 { .. } | Mode::Pass => {}
         }
         if write.write_all(&buf[..n]).await.is_err() {
             return;

@@ -137,3 +137,32 @@ async fn cut_and_slow_redis_connections_cost_retries_not_bytes() {
     eprintln!("after the cut: {failures:?}");
     app.assert_object(&url, &bytes).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_finish_that_s3_refuses_is_completed_by_a_later_head() {
+    let proxy = FaultProxy::start(addr_of(&servers().s3_endpoint)).await;
+    let app = TestApp::spawn_with(via_s3(&proxy)).await;
+    let bytes = data(11 * MIB + 17, 92);
+    let url = app.create(Some(bytes.len() as u64)).await;
+    let last = bytes.len() - 1;
+    let most = app.patch(&url, 0, bytes[..last].to_vec()).await;
+    assert_eq!(most.status(), StatusCode::NO_CONTENT);
+    // The last byte arrives and is acknowledged into the tail, but S3 refuses
+    // everything while partway uploads the last part and completes.
+    proxy.set(Mode::Http503 { every: 1 });
+    let final_byte = app.patch(&url, last as u64, bytes[last..].to_vec()).await;
+    assert_eq!(final_byte.status(), StatusCode::SERVICE_UNAVAILABLE);
+    // HEAD never reports it complete before the object exists.
+    let head = app.head(&url).await;
+    assert_eq!(head.status(), StatusCode::LOCKED, "retryable, never 5xx");
+    assert!(!app.object_exists(&url).await);
+    proxy.set(Mode::Pass);
+    let head = app.head(&url).await;
+    assert_eq!(head.status(), StatusCode::OK);
+    assert_eq!(
+        header_u64(head.headers(), "upload-offset"),
+        Some(bytes.len() as u64)
+    );
+    app.assert_object(&url, &bytes).await;
+    assert_eq!(app.open_multipart_uploads().await, 0);
+}
