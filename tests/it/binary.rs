@@ -19,7 +19,8 @@ fn launch(dir: &Path, port: u16) -> Child {
         .expect("partway starts")
 }
 
-async fn ready(port: u16) {
+/// Waits until something listens on `port`.
+pub async fn ready(port: u16) {
     let start = Instant::now();
     while tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
@@ -33,11 +34,27 @@ async fn ready(port: u16) {
     }
 }
 
+/// Sends SIGTERM, waits for a clean exit and returns how long it took.
+pub async fn terminate(mut server: Child) -> Duration {
+    let killed = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let start = Instant::now();
+    let status = tokio::task::spawn_blocking(move || server.wait())
+        .await
+        .expect("join")
+        .expect("wait");
+    assert!(status.success(), "clean exit: {status}");
+    start.elapsed()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_commits_in_flight_bytes_and_a_restart_resumes() {
     let dir = tempfile::tempdir().expect("tempdir");
     let port = free_port();
-    let mut server = launch(dir.path(), port);
+    let server = launch(dir.path(), port);
     ready(port).await;
     let http = reqwest::Client::new();
     let bytes = data(10 * MIB, 40);
@@ -54,22 +71,8 @@ async fn sigterm_commits_in_flight_bytes_and_a_restart_resumes() {
     // A PATCH sends 3 MiB, then stalls with its connection open.
     let (tx, patch) = stalled_patch(&http, &url, bytes[..3 * MIB].to_vec()).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let killed = Command::new("kill")
-        .args(["-TERM", &server.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(killed.success());
-    let start = Instant::now();
-    let status = tokio::task::spawn_blocking(move || server.wait())
-        .await
-        .expect("join")
-        .expect("wait");
-    assert!(status.success(), "clean exit: {status}");
-    assert!(
-        start.elapsed() < Duration::from_secs(10),
-        "exited in {:?}",
-        start.elapsed()
-    );
+    let took = terminate(server).await;
+    assert!(took < Duration::from_secs(10), "exited in {took:?}");
     drop(tx);
     let _ = patch.await;
 

@@ -80,8 +80,8 @@ async fn a_redis_crash_gets_503_and_everything_recovers_after_it() {
     app.assert_object(&url, &bytes).await;
 }
 
-/// The `partway` binary against the same stores as `app`.
-fn launch_like(app: &TestApp, port: u16) -> std::process::Child {
+/// The `partway` binary against the same stores as `app`, listening.
+async fn launch_like(app: &TestApp, port: u16) -> std::process::Child {
     let Backend::S3 {
         s3,
         key_prefix,
@@ -93,7 +93,7 @@ fn launch_like(app: &TestApp, port: u16) -> std::process::Child {
         panic!("not an S3 app");
     };
     let (key, secret) = s3.credentials.clone().expect("test credentials");
-    std::process::Command::new(env!("CARGO_BIN_EXE_partway"))
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_partway"))
         .args(["--listen", &format!("127.0.0.1:{port}")])
         .args(["--s3-bucket", &s3.bucket, "--s3-region", "us-east-1"])
         .args(["--s3-endpoint", s3.endpoint.as_deref().expect("endpoint")])
@@ -105,22 +105,16 @@ fn launch_like(app: &TestApp, port: u16) -> std::process::Child {
         .env("RUST_LOG", "warn")
         .stdout(std::process::Stdio::null())
         .spawn()
-        .expect("partway starts")
+        .expect("partway starts");
+    crate::binary::ready(port).await;
+    child
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_instance_loses_no_acknowledged_byte_and_another_one_finishes() {
     let app = TestApp::spawn().await;
     let port = free_port();
-    let mut doomed = launch_like(&app, port);
-    let start = std::time::Instant::now();
-    while tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .is_err()
-    {
-        assert!(start.elapsed() < Duration::from_secs(10), "no listener");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let mut doomed = launch_like(&app, port).await;
     let bytes = data(13 * MIB + 1, 71);
     let url = app.create(Some(bytes.len() as u64)).await;
     let url_doomed = format!(
@@ -166,4 +160,42 @@ async fn a_killed_instance_loses_no_acknowledged_byte_and_another_one_finishes()
     }
     app.assert_object(&url, &bytes).await;
     assert_eq!(app.open_multipart_uploads().await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_under_load_commits_every_patch_in_flight_and_exits() {
+    let app = TestApp::spawn().await;
+    let port = free_port();
+    let server = launch_like(&app, port).await;
+    // Six PATCHes in flight, each stalled after sending part of its body.
+    let mut uploads = Vec::new();
+    for i in 0..6 {
+        let bytes = data(9 * MIB, 120 + i);
+        let url = app.create(Some(bytes.len() as u64)).await;
+        let sent = MIB + i as usize * 1000 * 1000;
+        let on_server = format!(
+            "http://127.0.0.1:{port}/files/{}",
+            crate::helpers::id_of(&url)
+        );
+        let stalled =
+            crate::helpers::stalled_patch(&app.http, &on_server, bytes[..sent].to_vec()).await;
+        uploads.push((url, bytes, sent, stalled));
+    }
+    // Let the server read what was sent (it sits in loopback buffers).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let took = crate::binary::terminate(server).await;
+    // Bounded by the shutdown grace period, whatever the clients do.
+    assert!(
+        took < partway::server::SHUTDOWN_GRACE + Duration::from_secs(5),
+        "exited after {took:?}"
+    );
+    for (url, bytes, sent, (tx, patch)) in uploads {
+        drop(tx);
+        let _ = patch.await;
+        // Everything each PATCH received was committed before the exit.
+        assert_eq!(app.offset(&url).await, sent as u64, "{url}");
+        let rest = app.patch(&url, sent as u64, bytes[sent..].to_vec()).await;
+        assert_eq!(rest.status(), StatusCode::NO_CONTENT);
+        app.assert_object(&url, &bytes).await;
+    }
 }
