@@ -227,8 +227,16 @@ impl UploadService {
         let (tx, rx) = mpsc::channel(1);
         let committer = tokio::spawn(commit_parts(ctx, rx, start, start_tail, verdict_rx));
         let mut pending = BytesMut::new();
+        // The budget share of `pending`, held until its bytes are committed.
+        let mut budget = None;
         let ended = self
-            .read_body(guard, info, request, &tx, &mut pending, &mut verifier)
+            .read_body(
+                guard,
+                info,
+                request,
+                (&tx, &mut pending, &mut budget),
+                &mut verifier,
+            )
             .await;
         drop(tx);
         // A checked body is judged whole; a cut one is not kept at all.
@@ -306,8 +314,11 @@ impl UploadService {
         guard: &LockGuard,
         info: &UploadInfo,
         request: AppendRequest,
-        parts: &mpsc::Sender<PartJob>,
-        pending: &mut BytesMut,
+        (parts, pending, budget): (
+            &mpsc::Sender<PartJob>,
+            &mut BytesMut,
+            &mut Option<OwnedSemaphorePermit>,
+        ),
         verifier: &mut Option<Verifier>,
     ) -> Ended {
         let part_size = info.part_size;
@@ -317,7 +328,6 @@ impl UploadService {
         let limit = info.length.unwrap_or(info.max_length);
         let mut body = request.body;
         let mut cutter = Cutter::new(part_size, start);
-        let mut budget: Option<OwnedSemaphorePermit> = None;
         loop {
             let next = tokio::select! {
                 biased;
@@ -351,7 +361,7 @@ impl UploadService {
                         .content_length
                         .map_or(room, |cl| room.min((start + cl).saturating_sub(at)));
                     match self.reserve(part_size).await {
-                        Some(permit) => budget = Some(permit),
+                        Some(permit) => *budget = Some(permit),
                         None => {
                             self.counters.refused_budget.fetch_add(1, Ordering::Relaxed);
                             return Ended::Failed(Error::Unavailable(

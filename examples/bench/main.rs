@@ -11,6 +11,9 @@
 //! peak RSS and CPU time it reports are partway's alone. The tus client sends
 //! each upload as one PATCH, streamed from a 64 MiB random block repeated.
 //! Throughput is MB/s (10^6 bytes/s) from creation to the final response.
+//! With `BENCH_FLOOD=N`, it then runs the flood phase ([`flood`]).
+
+mod flood;
 
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_s3::primitives::ByteStream;
@@ -380,6 +383,12 @@ async fn main() -> Result<(), BoxError> {
         println!("round {round}: direct {d:.0} MB/s, via partway {p:.0} MB/s");
         best_direct = best_direct.max(d);
         best_partway = best_partway.max(p);
+    }
+    if let Some(count) = std::env::var("BENCH_FLOOD")
+        .ok()
+        .and_then(|n| n.parse().ok())
+    {
+        flood::flood(&endpoint_tus, pid, count, 16 << 20).await?;
     }
     let (rss, _) = usage(pid);
     let url = last_url.ok_or("no rounds")?;
