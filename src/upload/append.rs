@@ -227,17 +227,21 @@ impl UploadService {
         let (tx, rx) = mpsc::channel(1);
         let committer = tokio::spawn(commit_parts(ctx, rx, start, start_tail, verdict_rx));
         let mut pending = BytesMut::new();
-        // The budget share of `pending`, held until its bytes are committed.
+        // The budget share of `pending`, held until its bytes are committed,
+        // and how many bytes at its start stand for the stored tail.
         let mut budget = None;
+        let mut placeholder = 0;
         let ended = self
             .read_body(
                 guard,
                 info,
                 request,
-                (&tx, &mut pending, &mut budget),
+                (&tx, &mut pending, &mut budget, &mut placeholder),
                 &mut verifier,
             )
             .await;
+        // Only the bytes this request brought join the tail.
+        let pending = pending.split_off(placeholder);
         drop(tx);
         // A checked body is judged whole; a cut one is not kept at all.
         let judged = match (verifier, &ended) {
@@ -314,10 +318,11 @@ impl UploadService {
         guard: &LockGuard,
         info: &UploadInfo,
         request: AppendRequest,
-        (parts, pending, budget): (
+        (parts, pending, budget, placeholder): (
             &mpsc::Sender<PartJob>,
             &mut BytesMut,
             &mut Option<OwnedSemaphorePermit>,
+            &mut usize,
         ),
         verifier: &mut Option<Verifier>,
     ) -> Ended {
@@ -370,27 +375,34 @@ impl UploadService {
                         }
                     }
                     pending.reserve(usize::try_from(expected).unwrap_or(0));
+                    if piece.part == first_part && start_tail > 0 {
+                        // Room for the stored tail in front of the new bytes,
+                        // filled only if this part completes: then the part
+                        // is built in place, with no second buffer.
+                        *placeholder = usize::try_from(start_tail).unwrap_or(0);
+                        pending.reserve(*placeholder);
+                        pending.resize(*placeholder, 0);
+                    }
                 }
                 pending.extend_from_slice(&chunk.split_to(piece.len as usize));
                 if !piece.fills_part {
                     continue;
                 }
                 let consumes_tail = piece.part == first_part && start_tail > 0;
-                let new_bytes = pending.len() as u64;
-                let data = if consumes_tail {
+                let new_bytes = (pending.len() - *placeholder) as u64;
+                if consumes_tail {
                     match self.state.read_tail(&info.id, start_tail).await {
-                        Ok(tail) => {
-                            let mut whole = BytesMut::with_capacity(tail.len() + pending.len());
-                            whole.extend_from_slice(&tail);
-                            whole.extend_from_slice(pending);
-                            pending.clear();
-                            whole.freeze()
+                        Ok(tail) if tail.len() == *placeholder => {
+                            pending[..*placeholder].copy_from_slice(&tail);
+                            *placeholder = 0;
+                        }
+                        Ok(_) => {
+                            return Ended::Failed(Error::Internal("tail length changed".into()));
                         }
                         Err(e) => return Ended::Failed(e.into()),
                     }
-                } else {
-                    pending.split().freeze()
-                };
+                }
+                let data = pending.split().freeze();
                 let job = PartJob {
                     number: piece.part,
                     data,

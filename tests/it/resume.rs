@@ -34,7 +34,16 @@ async fn cut_patch_with(
     stream.write_all(sent).await.expect("partial body");
     stream.flush().await.expect("flush");
     if reset {
-        // Let the server read what was sent, then reset the connection.
+        // Let the server read what was sent, then reset the connection. A
+        // body longer than a part shows progress once that part is
+        // committed; on a busy machine that takes longer than any fixed wait.
+        let start = Instant::now();
+        while sent.len() > 5 << 20
+            && app.offset(url).await == offset
+            && start.elapsed() < Duration::from_secs(10)
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         tokio::time::sleep(Duration::from_millis(300)).await;
         stream.set_zero_linger().expect("SO_LINGER 0");
     }
