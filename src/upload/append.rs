@@ -402,7 +402,10 @@ impl UploadService {
                         Err(e) => return Ended::Failed(e.into()),
                     }
                 }
-                let data = pending.split().freeze();
+                // The whole buffer goes with the part: `split` would leave
+                // `pending` holding the allocation after the part's budget
+                // share is released, uncounted, while it waits for the next.
+                let data = std::mem::take(pending).freeze();
                 let job = PartJob {
                     number: piece.part,
                     data,
