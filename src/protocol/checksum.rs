@@ -215,6 +215,20 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #[test]
+        fn parse_never_panics(raw in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..80)) {
+            let _ = Checksum::parse(&raw);
+        }
+
+        #[test]
+        fn round_trips(n in 0usize..5, digest in proptest::collection::vec(proptest::prelude::any::<u8>(), 32)) {
+            let algorithm = ALGORITHMS[n];
+            let checksum = Checksum { algorithm, digest: digest[..algorithm.digest_len()].to_vec() };
+            proptest::prop_assert_eq!(Checksum::parse(checksum.encode().as_bytes()), Ok(checksum));
+        }
+    }
+
     #[test]
     fn parses_and_refuses() {
         let ok = Checksum::parse(b"sha1 Kq5sNclPz7QV2+lfQIuc6R7oRu0=").expect("valid");

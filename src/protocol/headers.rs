@@ -169,6 +169,8 @@ mod tests {
         #[test]
         fn concat_parse_never_panics(raw in proptest::collection::vec(any::<u8>(), 0..64)) {
             let _ = parse_concat(&raw);
+            let _ = parse_defer_length(&raw);
+            let _ = is_supported_version(&raw);
             let _ = url_last_segment(&String::from_utf8_lossy(&raw));
         }
 
