@@ -2,19 +2,35 @@
 
 use crate::upload::UploadService;
 use axum::Router;
+use axum::extract::ConnectInfo;
+use axum::http::Request;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tower::ServiceExt;
 
 /// How long in-flight requests get to commit and answer after shutdown begins.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
+
+/// The most a connection buffers of a request it has not yet been asked to
+/// read: bodies are pulled by the upload core as it has room for them, so a
+/// larger read-ahead per connection only adds memory for every idle or
+/// waiting client (hyper's default is about 400 KiB).
+const READ_BUFFER: usize = 64 * 1024;
 
 /// Serves `router` until `shutdown` resolves.
 ///
 /// On shutdown, new connections stop, every PATCH in flight is told to stop
 /// reading and commit what it has, and the server waits up to
-/// [`SHUTDOWN_GRACE`] for requests to answer before returning.
+/// [`SHUTDOWN_GRACE`] for requests to answer before returning. Each request
+/// carries the peer's address (`ConnectInfo<SocketAddr>`), for trusted
+/// proxies.
 ///
 /// # Errors
 /// I/O errors of the listener.
@@ -25,29 +41,51 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     service.spawn_reaper();
-    let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
-    let signal = async move {
-        shutdown.await;
-        tracing::info!("shutting down: committing in-flight uploads");
-        service.begin_shutdown();
-        let _ = stopping_tx.send(());
-    };
-    let app = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
-    let server = axum::serve(listener, app).with_graceful_shutdown(signal);
-    let deadline = async {
-        if stopping_rx.await.is_ok() {
-            tokio::time::sleep(SHUTDOWN_GRACE).await;
-        } else {
-            std::future::pending::<()>().await;
-        }
-    };
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder.http1().max_buf_size(READ_BUFFER);
+    let graceful = GracefulShutdown::new();
+    let shutdown = std::pin::pin!(shutdown);
+    let mut shutdown = shutdown;
+    loop {
+        let (stream, peer) = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors and the like: pause, go on.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let app = router
+            .clone()
+            .map_request(move |mut request: Request<Incoming>| {
+                request.extensions_mut().insert(ConnectInfo(peer));
+                request
+            });
+        let connection = builder
+            .serve_connection(TokioIo::new(stream), TowerToHyperService::new(app))
+            .into_owned();
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    tracing::info!("shutting down: committing in-flight uploads");
+    service.begin_shutdown();
     tokio::select! {
-        served = server => served,
-        () = deadline => {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(SHUTDOWN_GRACE) => {
             tracing::warn!("shutdown grace period over; closing remaining connections");
-            Ok(())
         }
     }
+    Ok(())
 }
 
 /// Resolves on ctrl-c or SIGTERM.
