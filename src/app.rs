@@ -1,7 +1,7 @@
 //! Assembles a running partway from validated [`Settings`]: the stores behind
 //! the seams, the upload core and its router.
 
-use crate::config::{Backend, Settings};
+use crate::config::{Backend, Settings, redis_nodes};
 use crate::http::{self, HttpConfig};
 use crate::store::local::LocalObjects;
 use crate::store::local_lock::LocalLocker;
@@ -64,12 +64,7 @@ impl Partway {
                 redis_prefix,
                 redis_cluster,
             } => {
-                let nodes: Vec<String> = redis_url
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|n| !n.is_empty())
-                    .map(str::to_owned)
-                    .collect();
+                let nodes: Vec<String> = redis_nodes(redis_url).map(str::to_owned).collect();
                 let first = nodes.first().ok_or("--redis-url is empty")?;
                 // Release requests are pub/sub on one node; a cluster
                 // broadcasts PUBLISH to every node.

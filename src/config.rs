@@ -132,14 +132,22 @@ impl Backend {
                 s3.bucket,
                 s3.endpoint.as_deref().unwrap_or("AWS"),
                 if *redis_cluster { " Cluster" } else { "" },
-                redis_url
-                    .split(',')
+                redis_nodes(redis_url)
                     .map(redact_url)
                     .collect::<Vec<_>>()
                     .join(",")
             ),
         }
     }
+}
+
+/// The Redis URLs in `--redis-url`: one server, or a Redis Cluster's seed
+/// nodes, comma-separated.
+pub fn redis_nodes(redis_url: &str) -> impl Iterator<Item = &str> {
+    redis_url
+        .split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
 }
 
 /// `redis://user:secret@host` → `redis://user:***@host`.

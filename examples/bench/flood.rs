@@ -33,18 +33,7 @@ async fn upload(
     block: Bytes,
     size: usize,
 ) -> Result<Vec<u16>, BoxError> {
-    let created = client
-        .post(&endpoint)
-        .header("Tus-Resumable", "1.0.0")
-        .header("Upload-Length", size)
-        .send()
-        .await?;
-    let url = created
-        .headers()
-        .get("location")
-        .and_then(|l| l.to_str().ok())
-        .ok_or("no Location")?
-        .to_owned();
+    let url = super::create(&client, &endpoint, size as u64).await?;
     let mut refusals = Vec::new();
     loop {
         let head = client

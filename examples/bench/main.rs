@@ -168,6 +168,22 @@ fn payload(
     })
 }
 
+/// Creates a tus upload of `size` bytes; returns its URL.
+async fn create(client: &reqwest::Client, endpoint: &str, size: u64) -> Result<String, BoxError> {
+    let created = client
+        .post(endpoint)
+        .header("Tus-Resumable", "1.0.0")
+        .header("Upload-Length", size)
+        .send()
+        .await?;
+    Ok(created
+        .headers()
+        .get("location")
+        .and_then(|l| l.to_str().ok())
+        .ok_or("no Location")?
+        .to_owned())
+}
+
 /// Uploads through partway; returns the time taken and the upload URL.
 async fn via_partway(
     endpoint: &str,
@@ -176,18 +192,7 @@ async fn via_partway(
 ) -> Result<(Duration, String), BoxError> {
     let client = reqwest::Client::new();
     let start = Instant::now();
-    let created = client
-        .post(endpoint)
-        .header("Tus-Resumable", "1.0.0")
-        .header("Upload-Length", size)
-        .send()
-        .await?;
-    let url = created
-        .headers()
-        .get("location")
-        .and_then(|l| l.to_str().ok())
-        .ok_or("no Location")?
-        .to_owned();
+    let url = create(&client, endpoint, size).await?;
     let patched = client
         .patch(&url)
         .header("Tus-Resumable", "1.0.0")

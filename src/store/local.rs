@@ -119,12 +119,7 @@ impl ObjectStore for LocalObjects {
         number: u32,
         body: Bytes,
     ) -> Result<String, StoreError> {
-        if number == 0 || number > self.limits.max_parts {
-            return Err(StoreError::Other(format!("invalid part number {number}")));
-        }
-        if body.len() as u64 > self.limits.max_part_size {
-            return Err(StoreError::Other(format!("part {number} is too large")));
-        }
+        self.check_part(number, body.len() as u64)?;
         let dir = self.existing_upload(multipart_id).await?;
         let etag = format!("{:016x}", rand::random::<u64>());
         write_atomic(&dir.join(number.to_string()), &body)
@@ -235,12 +230,7 @@ impl ObjectStore for LocalObjects {
         source_key: &str,
         range: Range<u64>,
     ) -> Result<String, StoreError> {
-        if number == 0 || number > self.limits.max_parts {
-            return Err(StoreError::Other(format!("invalid part number {number}")));
-        }
-        if range.end - range.start > self.limits.max_part_size {
-            return Err(StoreError::Other(format!("part {number} is too large")));
-        }
+        self.check_part(number, range.end - range.start)?;
         let dir = self.existing_upload(multipart_id).await?;
         let source = self.open_range(source_key, range.clone()).await?;
         let path = dir.join(number.to_string());
@@ -282,6 +272,17 @@ impl ObjectStore for LocalObjects {
 }
 
 impl LocalObjects {
+    /// S3's rules for one part: its number and its size.
+    fn check_part(&self, number: u32, size: u64) -> Result<(), StoreError> {
+        if number == 0 || number > self.limits.max_parts {
+            return Err(StoreError::Other(format!("invalid part number {number}")));
+        }
+        if size > self.limits.max_part_size {
+            return Err(StoreError::Other(format!("part {number} is too large")));
+        }
+        Ok(())
+    }
+
     /// An object's file, positioned at `range.start`.
     async fn open_range(&self, key: &str, range: Range<u64>) -> Result<fs::File, StoreError> {
         let mut file = fs::File::open(self.object_path(key)?)

@@ -33,6 +33,14 @@ const COPY_SOURCE: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'.')
     .remove(b'~');
 
+/// A part number as S3 takes it: 1..=10000.
+fn s3_part_number(number: u32) -> Result<i32, StoreError> {
+    i32::try_from(number)
+        .ok()
+        .filter(|n| (1..=10_000).contains(n))
+        .ok_or_else(|| StoreError::Other(format!("invalid part number {number}")))
+}
+
 /// An HTTP byte range for S3 (`bytes=first-last`, inclusive).
 fn byte_range(range: &Range<u64>) -> String {
     format!("bytes={}-{}", range.start, range.end.saturating_sub(1))
@@ -183,10 +191,7 @@ impl ObjectStore for S3Objects {
         number: u32,
         body: Bytes,
     ) -> Result<String, StoreError> {
-        let part_number = i32::try_from(number)
-            .ok()
-            .filter(|n| (1..=10_000).contains(n))
-            .ok_or_else(|| StoreError::Other(format!("invalid part number {number}")))?;
+        let part_number = s3_part_number(number)?;
         let length = i64::try_from(body.len()).unwrap_or(i64::MAX);
         let md5 = self.part_md5.then(|| {
             use base64::Engine;
@@ -318,10 +323,7 @@ impl ObjectStore for S3Objects {
         source_key: &str,
         range: Range<u64>,
     ) -> Result<String, StoreError> {
-        let part_number = i32::try_from(number)
-            .ok()
-            .filter(|n| (1..=10_000).contains(n))
-            .ok_or_else(|| StoreError::Other(format!("invalid part number {number}")))?;
+        let part_number = s3_part_number(number)?;
         let source = format!(
             "{}/{}",
             self.bucket,

@@ -17,12 +17,13 @@
 
 use super::UploadService;
 use super::commit::{CommitCtx, PartJob, commit_parts};
+use super::filling::Filling;
 use super::model::{UploadId, UploadInfo, UploadState};
 use super::plan::{self, Cutter};
 use super::verify::{Verifier, Verify};
 use crate::error::{Error, Result};
 use crate::store::{Change, Commit, LockGuard};
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use std::pin::Pin;
 use std::sync::Arc;
@@ -226,22 +227,12 @@ impl UploadService {
         };
         let (tx, rx) = mpsc::channel(1);
         let committer = tokio::spawn(commit_parts(ctx, rx, start, start_tail, verdict_rx));
-        let mut pending = BytesMut::new();
-        // The budget share of `pending`, held until its bytes are committed,
-        // and how many bytes at its start stand for the stored tail.
-        let mut budget = None;
-        let mut placeholder = 0;
+        let mut filling = Filling::default();
         let ended = self
-            .read_body(
-                guard,
-                info,
-                request,
-                (&tx, &mut pending, &mut budget, &mut placeholder),
-                &mut verifier,
-            )
+            .read_body(guard, info, request, &tx, &mut filling, &mut verifier)
             .await;
-        // Only the bytes this request brought join the tail.
-        let pending = pending.split_off(placeholder);
+        // Its budget share stays held until the bytes are committed.
+        let (pending, _budget) = filling.into_new_bytes();
         drop(tx);
         // A checked body is judged whole; a cut one is not kept at all.
         let judged = match (verifier, &ended) {
@@ -312,18 +303,14 @@ impl UploadService {
         }
     }
 
-    /// Reads the body into `pending`, sending each full part to the committer.
+    /// Reads the body into `filling`, sending each full part to the committer.
     async fn read_body(
         &self,
         guard: &LockGuard,
         info: &UploadInfo,
         request: AppendRequest,
-        (parts, pending, budget, placeholder): (
-            &mpsc::Sender<PartJob>,
-            &mut BytesMut,
-            &mut Option<OwnedSemaphorePermit>,
-            &mut usize,
-        ),
+        parts: &mpsc::Sender<PartJob>,
+        filling: &mut Filling,
         verifier: &mut Option<Verifier>,
     ) -> Ended {
         let part_size = info.part_size;
@@ -357,7 +344,7 @@ impl UploadService {
             }
             while !chunk.is_empty() {
                 let piece = cutter.take(chunk.len() as u64);
-                if budget.is_none() {
+                if filling.budget.is_none() {
                     // A new part buffer: reserve its share of the budget and
                     // allocate once, as much as this part (or body) will need.
                     let at = cutter.position() - piece.len;
@@ -366,7 +353,7 @@ impl UploadService {
                         .content_length
                         .map_or(room, |cl| room.min((start + cl).saturating_sub(at)));
                     match self.reserve(part_size).await {
-                        Some(permit) => *budget = Some(permit),
+                        Some(permit) => filling.budget = Some(permit),
                         None => {
                             self.counters.refused_budget.fetch_add(1, Ordering::Relaxed);
                             return Ended::Failed(Error::Unavailable(
@@ -374,44 +361,38 @@ impl UploadService {
                             ));
                         }
                     }
-                    pending.reserve(usize::try_from(expected).unwrap_or(0));
-                    if piece.part == first_part && start_tail > 0 {
-                        // Room for the stored tail in front of the new bytes,
-                        // filled only if this part completes: then the part
-                        // is built in place, with no second buffer.
-                        *placeholder = usize::try_from(start_tail).unwrap_or(0);
-                        pending.reserve(*placeholder);
-                        pending.resize(*placeholder, 0);
-                    }
+                    let room_for_tail = if piece.part == first_part {
+                        start_tail
+                    } else {
+                        0
+                    };
+                    filling.start(expected, room_for_tail);
                 }
-                pending.extend_from_slice(&chunk.split_to(piece.len as usize));
+                filling
+                    .bytes
+                    .extend_from_slice(&chunk.split_to(piece.len as usize));
                 if !piece.fills_part {
                     continue;
                 }
                 let consumes_tail = piece.part == first_part && start_tail > 0;
-                let new_bytes = (pending.len() - *placeholder) as u64;
+                let new_bytes = (filling.bytes.len() - filling.placeholder) as u64;
                 if consumes_tail {
                     match self.state.read_tail(&info.id, start_tail).await {
-                        Ok(tail) if tail.len() == *placeholder => {
-                            pending[..*placeholder].copy_from_slice(&tail);
-                            *placeholder = 0;
-                        }
-                        Ok(_) => {
-                            return Ended::Failed(Error::Internal("tail length changed".into()));
+                        Ok(tail) => {
+                            if let Err(e) = filling.fill_placeholder(&tail) {
+                                return Ended::Failed(e);
+                            }
                         }
                         Err(e) => return Ended::Failed(e.into()),
                     }
                 }
-                // The whole buffer goes with the part: `split` would leave
-                // `pending` holding the allocation after the part's budget
-                // share is released, uncounted, while it waits for the next.
-                let data = std::mem::take(pending).freeze();
+                let (data, budget) = filling.take_part();
                 let job = PartJob {
                     number: piece.part,
                     data,
                     new_bytes,
                     consumes_tail,
-                    _budget: budget.take(),
+                    _budget: budget,
                 };
                 if parts.send(job).await.is_err() {
                     // The committer stopped on an error; it reports it.

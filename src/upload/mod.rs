@@ -9,6 +9,7 @@ mod commit;
 mod concat;
 pub mod concat_plan;
 mod expiry;
+mod filling;
 mod finish;
 pub mod model;
 pub mod plan;

@@ -24,10 +24,7 @@ async fn tus_conformance_suite_passes() {
         .arg("--expire-seconds")
         .arg(EXPIRE_SECONDS.to_string())
         .env("PYTHONDONTWRITEBYTECODE", "1");
-    let output = tokio::task::spawn_blocking(move || command.output())
-        .await
-        .expect("join")
-        .expect("python3 runs");
+    let output = crate::clients::output_of(command).await;
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(

@@ -3,9 +3,9 @@
 //! `parallelUploads: 3` (partial uploads joined by a final concatenation),
 //! and the resume of an interrupted upload from its fingerprint store.
 
+use crate::clients::{outcome, run_client};
 use crate::helpers::{KIB, MIB, TestApp, data, header_str, header_u64};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 /// What `tests/js/upload.mjs` reports.
 struct Outcome {
@@ -23,32 +23,16 @@ fn script() -> PathBuf {
 }
 
 async fn run_js(app: &TestApp, bytes: &[u8], args: &[&str]) -> Outcome {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let file = dir.path().join("upload.bin");
-    std::fs::write(&file, bytes).expect("write source file");
-    let store = dir.path().join("fingerprints.json");
-    let mut command = Command::new("node");
-    command
-        .arg(script())
-        .arg("--endpoint")
-        .arg(app.endpoint())
-        .arg("--file")
-        .arg(&file)
-        .arg("--store")
-        .arg(&store)
-        .args(args);
-    let output = tokio::task::spawn_blocking(move || command.output())
-        .await
-        .expect("join")
-        .expect("node runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "tus-js-client failed: {stderr}\n{stdout}"
-    );
-    let line = stdout.lines().last().unwrap_or_default();
-    let json: serde_json::Value = serde_json::from_str(line).expect("JSON outcome");
+    let output = run_client(
+        "node",
+        &script(),
+        app,
+        bytes,
+        Some("fingerprints.json"),
+        args,
+    )
+    .await;
+    let json = outcome("tus-js-client", &output);
     Outcome {
         url: json["url"].as_str().expect("url").to_owned(),
         resumed_from: json["resumedFrom"].as_u64(),

@@ -5,6 +5,7 @@
 
 mod backpressure;
 mod binary;
+mod clients;
 mod cluster;
 mod concurrency;
 mod conformance;

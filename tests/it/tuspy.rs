@@ -3,6 +3,7 @@
 //! every PATCH, and the resume of a stopped upload by a new client that finds
 //! the upload URL in tuspy's FileStorage.
 
+use crate::clients::{outcome, run_client};
 use crate::helpers::{MIB, TestApp, data};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -29,30 +30,10 @@ fn python_and_script() -> (PathBuf, PathBuf) {
 }
 
 async fn run_py(app: &TestApp, bytes: &[u8], args: &[&str]) -> Outcome {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let file = dir.path().join("upload.bin");
-    std::fs::write(&file, bytes).expect("write source file");
     let (python, script) = python_and_script();
-    let mut command = Command::new(python);
-    command
-        .arg(script)
-        .arg("--endpoint")
-        .arg(app.endpoint())
-        .arg("--file")
-        .arg(&file)
-        .arg("--store")
-        .arg(dir.path().join("urls.json"))
-        .args(args);
-    let output = tokio::task::spawn_blocking(move || command.output())
-        .await
-        .expect("join")
-        .expect("python runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "tuspy failed: {stderr}\n{stdout}");
-    let line = stdout.lines().last().unwrap_or_default();
-    let json: serde_json::Value = serde_json::from_str(line).expect("JSON outcome");
-    assert_eq!(json["size"].as_u64(), Some(bytes.len() as u64), "{line}");
+    let output = run_client(python, &script, app, bytes, Some("urls.json"), args).await;
+    let json = outcome("tuspy", &output);
+    assert_eq!(json["size"].as_u64(), Some(bytes.len() as u64), "{json}");
     Outcome {
         url: json["url"].as_str().expect("url").to_owned(),
         resumed_from: json["resumedFrom"].as_u64(),

@@ -5,10 +5,11 @@
 //! `withCredentials: true`: partway must echo the page's origin from its
 //! allow-list and allow credentials, or the browser refuses the responses.
 
+use crate::clients::{outcome, run_client};
 use crate::helpers::{MIB, TestApp, data};
 use crate::servers::free_port;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 fn script() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/js");
@@ -36,34 +37,19 @@ async fn spawn_for_page(page_port: u16) -> TestApp {
 
 /// Runs `uppy.mjs` on a file holding `bytes`, with its page on `page_port`.
 async fn run_uppy(app: &TestApp, page_port: u16, bytes: &[u8], args: &[&str]) -> Output {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let file = dir.path().join("upload.bin");
-    std::fs::write(&file, bytes).expect("write source file");
-    let mut command = Command::new("node");
-    command
-        .arg(script())
-        .arg("--endpoint")
-        .arg(app.endpoint())
-        .arg("--file")
-        .arg(&file)
-        .arg("--page-port")
-        .arg(page_port.to_string())
-        .args(args);
-    tokio::task::spawn_blocking(move || command.output())
-        .await
-        .expect("join")
-        .expect("node runs")
+    let port = page_port.to_string();
+    let args: Vec<&str> = ["--page-port", port.as_str()]
+        .into_iter()
+        .chain(args.iter().copied())
+        .collect();
+    run_client("node", &script(), app, bytes, None, &args).await
 }
 
 /// Uploads `bytes` with Uppy and returns the upload URL it reported.
 async fn upload(app: &TestApp, page_port: u16, bytes: &[u8], args: &[&str]) -> String {
     let output = run_uppy(app, page_port, bytes, args).await;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "Uppy failed: {stderr}\n{stdout}");
-    let line = stdout.lines().last().unwrap_or_default();
-    let json: serde_json::Value = serde_json::from_str(line).expect("JSON outcome");
-    assert_eq!(json["size"].as_u64(), Some(bytes.len() as u64), "{line}");
+    let json = outcome("Uppy", &output);
+    assert_eq!(json["size"].as_u64(), Some(bytes.len() as u64), "{json}");
     json["url"].as_str().expect("url").to_owned()
 }
 
