@@ -91,7 +91,7 @@ impl UploadService {
             )
             .await?;
         let guard = self.locker.acquire(&info.id, self.limits.lock_wait).await?;
-        let assembled = self.finish(&guard, info.clone()).await;
+        let assembled = self.assemble_from(&guard, info.clone(), &partials).await;
         guard.release().await;
         match assembled {
             Ok(info) => Ok(info),
@@ -107,19 +107,29 @@ impl UploadService {
 
     /// Builds a final upload's object from its partials and marks it
     /// completed. The caller holds its lock.
-    pub(super) async fn assemble(
-        &self,
-        guard: &LockGuard,
-        mut info: UploadInfo,
-    ) -> Result<UploadInfo> {
+    pub(super) async fn assemble(&self, guard: &LockGuard, info: UploadInfo) -> Result<UploadInfo> {
         let Some(Concat::Final { partials, .. }) = &info.concat else {
             return Ok(info);
         };
-        let length = info.length.unwrap_or(0);
         let sources = self
             .usable_partials(partials)
             .await
             .map_err(|e| Error::UploadLost(e.to_string()))?;
+        self.assemble_from(guard, info, &sources).await
+    }
+
+    /// Assembles a final upload from `sources`, its partials as loaded.
+    async fn assemble_from(
+        &self,
+        guard: &LockGuard,
+        mut info: UploadInfo,
+        sources: &[UploadInfo],
+    ) -> Result<UploadInfo> {
+        if info.state == UploadState::Completed {
+            // An empty final: its object was written at creation.
+            return Ok(info);
+        }
+        let length = info.length.unwrap_or(0);
         if let Some(mp) = &info.multipart_id {
             let sizes: Vec<u64> = sources.iter().map(|p| p.offset).collect();
             let plan = concat_plan::plan(&sizes, &self.limits.parts).map_err(Error::BadRequest)?;
