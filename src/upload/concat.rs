@@ -111,10 +111,12 @@ impl UploadService {
         let Some(Concat::Final { partials, .. }) = &info.concat else {
             return Ok(info);
         };
-        let sources = self
-            .usable_partials(partials)
-            .await
-            .map_err(|e| Error::UploadLost(e.to_string()))?;
+        // A partial that went away since the final was created means the
+        // final cannot be built any more; a store that is down does not.
+        let sources = self.usable_partials(partials).await.map_err(|e| match e {
+            Error::BadRequest(detail) => Error::UploadLost(detail),
+            e => e,
+        })?;
         self.assemble_from(guard, info, &sources).await
     }
 
