@@ -158,7 +158,7 @@ async fn create(app: AppState, request: Request) -> Result<Response> {
                 // The upload exists: tell the client where, and how far it
                 // got (a checksum mismatch is still reported as such).
                 tracing::warn!(upload = %info.id, error = %e, "creation-with-upload stopped early");
-                if let crate::error::Error::ChecksumMismatch(_) = e {
+                if matches!(e, Error::ChecksumMismatch(_)) {
                     status = e.status();
                 }
                 app.service.head(&info.id).await.map_or(0, |i| i.offset)

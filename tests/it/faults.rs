@@ -9,12 +9,28 @@ use reqwest::StatusCode;
 use std::time::Duration;
 
 /// Kills the redis-server on `port` the hard way, as a crash would.
-fn crash_redis(port: u16) {
-    let status = std::process::Command::new("pkill")
-        .args(["-9", "-f", &format!("redis-server 127.0.0.1:{port}")])
+async fn crash_redis(port: u16) {
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).expect("client");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis");
+    let info: String = redis::cmd("INFO")
+        .arg("server")
+        .query_async(&mut conn)
+        .await
+        .expect("INFO");
+    let pid = info
+        .lines()
+        .find_map(|l| l.strip_prefix("process_id:"))
+        .expect("process_id")
+        .trim()
+        .to_owned();
+    let status = std::process::Command::new("kill")
+        .args(["-9", &pid])
         .status()
-        .expect("pkill");
-    assert!(status.success(), "no redis-server on {port}");
+        .expect("kill");
+    assert!(status.success(), "could not kill redis-server {pid}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -35,7 +51,7 @@ async fn a_redis_crash_gets_503_and_everything_recovers_after_it() {
     let first = app.patch(&url, 0, bytes[..7 * MIB].to_vec()).await;
     assert_eq!(first.status(), StatusCode::NO_CONTENT);
 
-    crash_redis(port);
+    crash_redis(port).await;
     // During the outage: a prompt 503 with Retry-After, never a hang.
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
