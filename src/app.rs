@@ -1,110 +1,238 @@
-//! Assembles a running partway from validated [`Settings`]: the stores behind
-//! the seams, the upload core and its router.
+//! Assembles a running partway: the stores behind the core's ports, the
+//! upload core, its router, and serving with graceful shutdown.
+//!
+//! The binary builds a [`Partway`] from flags ([`Partway::from_settings`]); an
+//! embedder uses [`Partway::builder`] without argv. Either way,
+//! [`Partway::serve`] runs it: it owns the expiry reaper and the graceful
+//! shutdown.
 
-use crate::config::{Backend, Settings, redis_nodes};
+use crate::config::{Backend, Settings, defaults, redis_nodes};
 use crate::http::{self, HttpConfig};
-use crate::store::local::LocalObjects;
-use crate::store::local_lock::LocalLocker;
-use crate::store::local_state::LocalState;
-use crate::store::redis::{RedisState, store_error};
-use crate::store::redis_conn::{connect, connect_cluster};
-use crate::store::redis_lock::RedisLocker;
+use crate::server;
+use crate::store::local::{LocalLocker, LocalObjects, LocalState};
+use crate::store::redis::{RedisLocker, RedisState, connect, connect_cluster, store_error};
 use crate::store::s3::S3Objects;
 use crate::upload::plan::PartLimits;
 use crate::upload::{Limits, UploadService};
 use axum::Router;
+use std::future::Future;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
+use thiserror::Error;
+use tokio::net::TcpListener;
 
-/// How long a Redis lock lives without renewal: the wait after a holder dies.
-pub const LOCK_TTL: Duration = Duration::from_secs(10);
+/// partway could not start: a store unreachable, or a setting refused.
+#[derive(Debug, Error)]
+#[error("{0}")]
+pub struct StartError(String);
 
-/// A configured partway: the upload core plus its HTTP settings.
+impl From<String> for StartError {
+    fn from(message: String) -> Self {
+        Self(message)
+    }
+}
+
+/// A configured partway: the upload core, its HTTP settings and any routes
+/// of the embedding application.
 #[derive(Clone)]
 pub struct Partway {
     service: Arc<UploadService>,
     http: HttpConfig,
+    routes: Router,
 }
 
 impl Partway {
-    /// Wraps an upload service (tests and embedders build their own).
-    pub fn new(service: Arc<UploadService>, http: HttpConfig) -> Self {
-        Self { service, http }
+    /// A builder that starts from every default: the embedded store in
+    /// `./data`, the collection at `/files/`.
+    pub fn builder() -> Builder {
+        Builder {
+            settings: Settings::default(),
+            routes: Router::new(),
+        }
     }
 
-    /// Connects the configured stores.
+    /// Connects the stores `settings` name.
     ///
     /// # Errors
-    /// A message when a store cannot be reached or prepared.
-    pub async fn from_settings(settings: &Settings) -> Result<Self, String> {
-        let limits = Limits {
-            expire_after: settings.expire_after,
-            expired_gone: settings.expired_gone,
-            buffer_budget_kib: u32::try_from(settings.max_buffer / 1024).unwrap_or(u32::MAX),
-            max_active_appends: settings.max_active_uploads,
-            ..Limits::new(settings.part_size, settings.max_size)
-        };
-        let service = match &settings.backend {
-            Backend::Local { data_dir } => {
-                tokio::fs::create_dir_all(data_dir)
-                    .await
-                    .map_err(|e| format!("--data-dir {}: {e}", data_dir.display()))?;
-                UploadService::new(
-                    Arc::new(LocalObjects::new(data_dir, PartLimits::S3)),
-                    Arc::new(LocalState::new(data_dir)),
-                    Arc::new(LocalLocker::new()),
-                    limits,
-                    "",
-                )
-            }
-            Backend::S3 {
-                s3,
-                key_prefix,
-                redis_url,
-                redis_prefix,
-                redis_cluster,
-            } => {
-                let nodes: Vec<String> = redis_nodes(redis_url).map(str::to_owned).collect();
-                let first = nodes.first().ok_or("--redis-url is empty")?;
-                // Release requests are pub/sub on one node; a cluster
-                // broadcasts PUBLISH to every node.
-                let client =
-                    redis::Client::open(first.as_str()).map_err(|e| format!("--redis-url: {e}"))?;
-                let conn = if *redis_cluster {
-                    connect_cluster(&nodes).await
-                } else {
-                    connect(&client).await
-                }
-                .map_err(|e| format!("cannot reach Redis at --redis-url: {e}"))?;
-                let mut ping = conn.clone();
-                let _: String = redis::cmd("PING")
-                    .query_async(&mut ping)
-                    .await
-                    .map_err(|e| format!("Redis does not answer PING: {}", store_error(e)))?;
-                UploadService::new(
-                    Arc::new(S3Objects::connect(s3).await),
-                    Arc::new(RedisState::new(conn.clone(), redis_prefix.clone())),
-                    Arc::new(RedisLocker::new(
-                        client,
-                        conn,
-                        redis_prefix.clone(),
-                        LOCK_TTL,
-                    )),
-                    limits,
-                    key_prefix.clone(),
-                )
-            }
-        };
-        Ok(Self::new(Arc::new(service), settings.http.clone()))
+    /// A setting refused, or a store that cannot be reached or prepared.
+    pub async fn from_settings(settings: &Settings) -> Result<Self, StartError> {
+        Self::builder().settings(settings.clone()).build().await
     }
 
-    /// The upload core.
+    /// Wraps an upload service built by hand (tests build their own).
+    #[cfg(any(test, feature = "test-util"))]
+    pub fn new(service: Arc<UploadService>, http: HttpConfig) -> Self {
+        Self {
+            service,
+            http,
+            routes: Router::new(),
+        }
+    }
+
+    /// The upload core: its limits, counters and reaper.
     pub fn service(&self) -> &Arc<UploadService> {
         &self.service
     }
 
-    /// The tus router, ready to serve or to merge into another axum app.
+    /// The tus router alone, to merge into another axum application.
     pub fn router(&self) -> Router {
         http::router(self.service.clone(), &self.http)
     }
+
+    /// Serves partway (and the routes given to [`Builder::routes`]) on
+    /// `listener` until `shutdown` resolves, with the expiry reaper running.
+    ///
+    /// On shutdown, new connections stop, every PATCH in flight stops
+    /// reading and commits what it has, and requests get
+    /// [`defaults::SHUTDOWN_GRACE`] to answer.
+    ///
+    /// # Errors
+    /// I/O errors of the listener.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let reaper = self.service.spawn_reaper();
+        let router = self.router().merge(self.routes.clone());
+        let service = self.service.clone();
+        let served = server::run(listener, router, shutdown, move || service.begin_shutdown());
+        let served = served.await;
+        if let Some(reaper) = reaper {
+            reaper.abort();
+        }
+        served
+    }
+}
+
+/// Builds a [`Partway`] in code, without flags.
+pub struct Builder {
+    settings: Settings,
+    routes: Router,
+}
+
+impl Builder {
+    /// Replaces every setting at once (the binary passes its flags here).
+    pub fn settings(mut self, settings: Settings) -> Self {
+        self.settings = settings;
+        self
+    }
+
+    /// Adjusts the settings in place.
+    pub fn configure(mut self, adjust: impl FnOnce(&mut Settings)) -> Self {
+        adjust(&mut self.settings);
+        self
+    }
+
+    /// The URL path of the upload collection, e.g. `/uploads/`.
+    pub fn base_path(mut self, path: &str) -> Self {
+        self.settings.http.base_path = format!("{}/", path.trim_end_matches('/'));
+        self
+    }
+
+    /// Keeps uploads and their state in a local directory (the default).
+    pub fn data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.settings.backend = Backend::Local {
+            data_dir: dir.into(),
+        };
+        self
+    }
+
+    /// Where uploads and their state live.
+    pub fn backend(mut self, backend: Backend) -> Self {
+        self.settings.backend = backend;
+        self
+    }
+
+    /// Routes of the embedding application, served beside partway's.
+    pub fn routes(mut self, routes: Router) -> Self {
+        self.routes = self.routes.merge(routes);
+        self
+    }
+
+    /// Checks the settings and connects the stores.
+    ///
+    /// # Errors
+    /// A setting refused, or a store that cannot be reached or prepared.
+    pub async fn build(self) -> Result<Partway, StartError> {
+        let settings = &self.settings;
+        settings.check()?;
+        if !settings.http.base_path.starts_with('/') {
+            return Err(StartError("the base path must start with /".into()));
+        }
+        let limits = Limits {
+            expire_after: settings.expire_after,
+            expired_gone: settings.expired_gone,
+            buffer_budget_kib: Limits::budget_kib(settings.max_buffer),
+            max_active_appends: settings.max_active_uploads,
+            ..Limits::new(settings.part_size, settings.max_size)
+        };
+        let service = match &settings.backend {
+            Backend::Local { data_dir } => local_service(data_dir, limits).await?,
+            backend => redis_s3_service(backend, limits).await?,
+        };
+        Ok(Partway {
+            service: Arc::new(service),
+            http: settings.http.clone(),
+            routes: self.routes,
+        })
+    }
+}
+
+/// The embedded default: everything under `data_dir`.
+async fn local_service(data_dir: &PathBuf, limits: Limits) -> Result<UploadService, StartError> {
+    tokio::fs::create_dir_all(data_dir)
+        .await
+        .map_err(|e| format!("--data-dir {}: {e}", data_dir.display()))?;
+    let locker = LocalLocker::new();
+    Ok(UploadService::new(
+        Arc::new(LocalObjects::new(data_dir, PartLimits::S3)),
+        Arc::new(LocalState::new(data_dir, &locker)),
+        Arc::new(locker),
+        limits,
+        "",
+    ))
+}
+
+/// Production: objects in S3, state and locks in Redis.
+async fn redis_s3_service(backend: &Backend, limits: Limits) -> Result<UploadService, StartError> {
+    let Backend::S3 {
+        s3,
+        key_prefix,
+        redis_url,
+        redis_prefix,
+        redis_cluster,
+    } = backend
+    else {
+        return Err(StartError("not an S3 backend".into()));
+    };
+    let nodes: Vec<String> = redis_nodes(redis_url).map(str::to_owned).collect();
+    let first = nodes.first().ok_or("--redis-url is empty".to_owned())?;
+    // Release requests are pub/sub on one node; a cluster broadcasts
+    // PUBLISH to every node.
+    let client = redis::Client::open(first.as_str()).map_err(|e| format!("--redis-url: {e}"))?;
+    let conn = if *redis_cluster {
+        connect_cluster(&nodes).await
+    } else {
+        connect(&client).await
+    }
+    .map_err(|e| format!("cannot reach Redis at --redis-url: {e}"))?;
+    let _: String = redis::cmd("PING")
+        .query_async(&mut conn.clone())
+        .await
+        .map_err(|e| format!("Redis does not answer PING: {}", store_error(e)))?;
+    let lock_ttl: Duration = defaults::LOCK_TTL;
+    Ok(UploadService::new(
+        Arc::new(S3Objects::connect(s3).await),
+        Arc::new(RedisState::new(conn.clone(), redis_prefix.clone())),
+        Arc::new(RedisLocker::new(
+            client,
+            conn,
+            redis_prefix.clone(),
+            lock_ttl,
+        )),
+        limits,
+        key_prefix.clone(),
+    ))
 }

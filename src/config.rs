@@ -1,27 +1,64 @@
-//! Command-line and environment configuration, validated once at start.
+//! Command-line and environment configuration, typed at the edge.
 //!
-//! Every flag has a `PARTWAY_*` environment variable. [`Config::validate`]
-//! turns the raw strings into typed [`Settings`] or a plain message naming the
-//! flag at fault; nothing else in partway reads the environment (AWS
-//! credentials excepted, which come from the standard AWS chain).
+//! Every flag has a `PARTWAY_*` environment variable. Sizes, durations and
+//! choices are parsed by clap into types ([`ByteSize`], [`Span`],
+//! [`PartChecksum`], [`ExpiredStatus`]), so a bad value is refused with the
+//! flag's name before anything starts; [`Config::validate`] then checks the
+//! rules that tie flags together and yields [`Settings`]. Each default is
+//! written once, in [`defaults`]. Nothing else in partway reads the
+//! environment (AWS credentials excepted, which come from the standard AWS
+//! chain).
 
 use crate::http::HttpConfig;
 use crate::store::s3::S3Settings;
 use crate::upload::plan::{MIB, PartLimits};
-use clap::Parser;
+use clap::{Parser, ValueEnum};
+use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::str::FromStr;
 use std::time::Duration;
+
+/// The defaults of every flag, each written once: the core's and the HTTP
+/// layer's are theirs, named here.
+pub mod defaults {
+    use crate::upload::Limits;
+    use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+    use std::time::Duration;
+
+    /// Where the binary listens.
+    pub const LISTEN: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 1080));
+    /// The path of the upload collection.
+    pub const BASE_PATH: &str = crate::http::DEFAULT_BASE_PATH;
+    /// The preferred part size.
+    pub const PART_SIZE: u64 = Limits::DEFAULT_PART_SIZE;
+    /// Bytes of request bodies buffered across all uploads.
+    pub const MAX_BUFFER: u64 = Limits::DEFAULT_BUFFER_BUDGET;
+    /// Uploads written at once.
+    pub const MAX_ACTIVE_UPLOADS: usize = Limits::DEFAULT_MAX_ACTIVE_APPENDS;
+    /// How long an unfinished upload lives after its last PATCH.
+    pub const EXPIRE_AFTER: Duration = Limits::DEFAULT_EXPIRE_AFTER;
+    /// The prefix of every Redis key.
+    pub const REDIS_PREFIX: &str = "partway:";
+    /// The directory of the embedded store.
+    pub const DATA_DIR: &str = "./data";
+    /// How long a Redis lock lives without renewal: the wait after its
+    /// holder dies.
+    pub const LOCK_TTL: Duration = Duration::from_secs(10);
+    /// How long in-flight requests get to commit and answer at shutdown.
+    pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
+}
 
 /// partway: a tus 1.0 resumable-upload server that streams uploads into S3.
 #[derive(Debug, Clone, Parser)]
 #[command(version, about)]
 pub struct Config {
     /// Address to listen on.
-    #[arg(long, env = "PARTWAY_LISTEN", default_value = "127.0.0.1:1080")]
-    pub listen: String,
+    #[arg(long, env = "PARTWAY_LISTEN", default_value_t = defaults::LISTEN)]
+    pub listen: SocketAddr,
     /// URL path of the upload collection.
-    #[arg(long, env = "PARTWAY_BASE_PATH", default_value = "/files/")]
+    #[arg(long, env = "PARTWAY_BASE_PATH", default_value = defaults::BASE_PATH,
+          value_parser = parse_base_path)]
     pub base_path: String,
     /// S3 bucket for uploads. Without it, uploads go to --data-dir.
     #[arg(long, env = "PARTWAY_S3_BUCKET")]
@@ -41,8 +78,8 @@ pub struct Config {
     /// What S3 checks each part against besides the SHA-256 of its SigV4
     /// signature: none, or md5 (Content-MD5 on every UploadPart, for stores
     /// that do not verify the signed payload hash; about 1.7 CPU s per GiB).
-    #[arg(long, env = "PARTWAY_S3_PART_CHECKSUM", default_value = "none")]
-    pub s3_part_checksum: String,
+    #[arg(long, env = "PARTWAY_S3_PART_CHECKSUM", value_enum, default_value_t)]
+    pub s3_part_checksum: PartChecksum,
     /// Redis URL for upload state and locks, e.g. redis://127.0.0.1:6379.
     #[arg(long, env = "PARTWAY_REDIS_URL")]
     pub redis_url: Option<String>,
@@ -50,48 +87,126 @@ pub struct Config {
     #[arg(long, env = "PARTWAY_REDIS_CLUSTER")]
     pub redis_cluster: bool,
     /// Prefix of every Redis key.
-    #[arg(long, env = "PARTWAY_REDIS_PREFIX", default_value = "partway:")]
+    #[arg(long, env = "PARTWAY_REDIS_PREFIX", default_value = defaults::REDIS_PREFIX)]
     pub redis_prefix: String,
     /// Preferred S3 part size (at least 5MiB, a multiple of 1MiB).
-    #[arg(long, env = "PARTWAY_PART_SIZE", default_value = "8MiB")]
-    pub part_size: String,
+    #[arg(long, env = "PARTWAY_PART_SIZE", default_value_t = ByteSize(defaults::PART_SIZE))]
+    pub part_size: ByteSize,
     /// Largest upload accepted, e.g. 10GiB (default: S3's 5TiB for known
     /// lengths; 10,000 parts for deferred ones).
     #[arg(long, env = "PARTWAY_MAX_SIZE")]
-    pub max_size: Option<String>,
+    pub max_size: Option<ByteSize>,
     /// Bytes of request bodies buffered across all uploads; past it, a
     /// PATCH waits up to 5 s, then keeps what it has and gets 503.
-    #[arg(long, env = "PARTWAY_MAX_BUFFER", default_value = "1GiB")]
-    pub max_buffer: String,
+    #[arg(long, env = "PARTWAY_MAX_BUFFER", default_value_t = ByteSize(defaults::MAX_BUFFER))]
+    pub max_buffer: ByteSize,
     /// Uploads written at once (PATCHes, POSTs with a body); past it, 429
     /// with Retry-After.
-    #[arg(long, env = "PARTWAY_MAX_ACTIVE_UPLOADS", default_value = "1024")]
+    #[arg(long, env = "PARTWAY_MAX_ACTIVE_UPLOADS",
+          default_value_t = defaults::MAX_ACTIVE_UPLOADS,
+          value_parser = parse_at_least_one)]
     pub max_active_uploads: usize,
     /// Comma-separated origins allowed by CORS, or * for any.
-    #[arg(long, env = "PARTWAY_CORS_ORIGINS", default_value = "*")]
-    pub cors_origins: String,
+    #[arg(
+        long,
+        env = "PARTWAY_CORS_ORIGINS",
+        default_value = "*",
+        value_delimiter = ','
+    )]
+    pub cors_origins: Vec<String>,
     /// Send Access-Control-Allow-Credentials, echoing the origin (needs an
     /// explicit --cors-origins list).
     #[arg(long, env = "PARTWAY_CORS_ALLOW_CREDENTIALS")]
     pub cors_allow_credentials: bool,
     /// Unfinished uploads expire this long after their last PATCH, e.g.
     /// 30m, 24h, 7d; 0 never.
-    #[arg(long, env = "PARTWAY_EXPIRE_AFTER", default_value = "24h")]
-    pub expire_after: String,
+    #[arg(long, env = "PARTWAY_EXPIRE_AFTER", default_value_t = Span(defaults::EXPIRE_AFTER))]
+    pub expire_after: Span,
     /// Status for an expired upload: 404 (tus-java-client re-creates only
     /// on 404) or 410.
-    #[arg(long, env = "PARTWAY_EXPIRED_STATUS", default_value = "404")]
-    pub expired_status: u16,
+    #[arg(long, env = "PARTWAY_EXPIRED_STATUS", value_enum, default_value_t)]
+    pub expired_status: ExpiredStatus,
     /// Give Location as a path (/files/<id>) instead of an absolute URL.
     #[arg(long, env = "PARTWAY_RELATIVE_LOCATION")]
     pub relative_location: bool,
     /// Comma-separated addresses or CIDRs of reverse proxies whose Forwarded
     /// and X-Forwarded-Proto/-Host headers are believed for Location.
-    #[arg(long, env = "PARTWAY_TRUSTED_PROXIES", default_value = "")]
-    pub trusted_proxies: String,
+    #[arg(long, env = "PARTWAY_TRUSTED_PROXIES", value_delimiter = ',',
+          value_parser = parse_proxy)]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Directory of the embedded store, used when no S3 bucket is set.
-    #[arg(long, env = "PARTWAY_DATA_DIR", default_value = "./data")]
+    #[arg(long, env = "PARTWAY_DATA_DIR", default_value = defaults::DATA_DIR)]
     pub data_dir: PathBuf,
+}
+
+/// A size in bytes, written as `8MiB`, `5 GiB`, `1T` or plain bytes
+/// (binary units).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteSize(pub u64);
+
+impl FromStr for ByteSize {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        parse_size(text).map(Self)
+    }
+}
+
+impl fmt::Display for ByteSize {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let units = [(40, "TiB"), (30, "GiB"), (20, "MiB"), (10, "KiB")];
+        match units
+            .iter()
+            .find(|(shift, _)| self.0 != 0 && self.0.is_multiple_of(1 << shift))
+        {
+            Some((shift, unit)) => write!(f, "{}{unit}", self.0 >> shift),
+            None => write!(f, "{}", self.0),
+        }
+    }
+}
+
+/// A duration, written as `30s`, `15m`, `24h`, `7d` or plain seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Span(pub Duration);
+
+impl FromStr for Span {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        parse_duration(text).map(Self)
+    }
+}
+
+impl fmt::Display for Span {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let secs = self.0.as_secs();
+        let units = [(86_400, "d"), (3600, "h"), (60, "m")];
+        match units
+            .iter()
+            .find(|(n, _)| secs != 0 && secs.is_multiple_of(*n))
+        {
+            Some((n, unit)) => write!(f, "{}{unit}", secs / n),
+            None => write!(f, "{secs}s"),
+        }
+    }
+}
+
+/// What S3 checks each part against besides the signed payload hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum PartChecksum {
+    #[default]
+    None,
+    Md5,
+}
+
+/// How an expired upload is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum ExpiredStatus {
+    /// 404 Not Found, as for an upload that never existed.
+    #[default]
+    #[value(name = "404")]
+    NotFound,
+    /// 410 Gone, remembered for a week after the upload is reaped.
+    #[value(name = "410")]
+    Gone,
 }
 
 /// Where uploads and their state live.
@@ -182,6 +297,52 @@ pub struct Settings {
     pub max_active_uploads: usize,
 }
 
+impl Default for Settings {
+    /// The embedded store in [`defaults::DATA_DIR`], with every default.
+    fn default() -> Self {
+        Self {
+            listen: defaults::LISTEN,
+            http: HttpConfig::default(),
+            backend: Backend::Local {
+                data_dir: PathBuf::from(defaults::DATA_DIR),
+            },
+            part_size: defaults::PART_SIZE,
+            max_size: None,
+            expire_after: Some(defaults::EXPIRE_AFTER),
+            expired_gone: false,
+            max_buffer: defaults::MAX_BUFFER,
+            max_active_uploads: defaults::MAX_ACTIVE_UPLOADS,
+        }
+    }
+}
+
+impl Settings {
+    /// Checks the sizes against each other and against S3's limits.
+    ///
+    /// # Errors
+    /// A plain message naming the flag at fault.
+    pub fn check(&self) -> Result<(), String> {
+        let s3 = PartLimits::S3;
+        let part_size = self.part_size;
+        if part_size < s3.min_part_size
+            || !part_size.is_multiple_of(MIB)
+            || part_size > s3.max_part_size
+        {
+            return Err("--part-size must be a multiple of 1MiB between 5MiB and 5GiB".into());
+        }
+        if self.max_size.is_some_and(|m| m > s3.max_object_size) {
+            return Err("--max-size cannot exceed S3's largest object, 5TiB".into());
+        }
+        if self.max_buffer < part_size * 2 {
+            return Err("--max-buffer must hold at least two parts (--part-size)".into());
+        }
+        if self.max_active_uploads == 0 {
+            return Err("--max-active-uploads must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
 /// Splits `"8 MiB"` into the trimmed text, `8` and `"MiB"`.
 fn number_and_unit<'a>(text: &'a str, what: &str) -> Result<(&'a str, u64, &'a str), String> {
     let text = text.trim();
@@ -213,19 +374,6 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         .ok_or_else(|| format!("{text:?} is too long"))
 }
 
-/// Parses a comma-separated list of addresses or CIDRs.
-fn parse_proxies(text: &str) -> Result<Vec<ipnet::IpNet>, String> {
-    text.split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| {
-            s.parse::<ipnet::IpNet>()
-                .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
-                .map_err(|_| format!("--trusted-proxies: {s:?} is not an address or CIDR"))
-        })
-        .collect()
-}
-
 /// Parses sizes such as `8MiB`, `5 GiB`, `1T` or plain bytes (binary units).
 ///
 /// # Errors
@@ -244,6 +392,30 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("{text:?} is too large"))
 }
 
+/// Parses one address or CIDR of `--trusted-proxies`.
+fn parse_proxy(text: &str) -> Result<ipnet::IpNet, String> {
+    let text = text.trim();
+    text.parse::<ipnet::IpNet>()
+        .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("{text:?} is not an address or CIDR"))
+}
+
+/// A collection path: starts with `/`, kept with one trailing slash.
+fn parse_base_path(text: &str) -> Result<String, String> {
+    if !text.starts_with('/') {
+        return Err("must start with /".into());
+    }
+    Ok(format!("{}/", text.trim_end_matches('/')))
+}
+
+fn parse_at_least_one(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("{text:?} is not a number")),
+    }
+}
+
 fn given(value: &Option<String>) -> Option<String> {
     value
         .as_ref()
@@ -252,38 +424,32 @@ fn given(value: &Option<String>) -> Option<String> {
 }
 
 impl Config {
-    /// Checks the configuration and derives typed settings.
+    /// Checks the rules that tie flags together and derives [`Settings`].
     ///
     /// # Errors
     /// A plain message naming the flag at fault.
     pub fn validate(&self) -> Result<Settings, String> {
-        let listen = self.listen.parse().map_err(|_| {
-            format!(
-                "--listen {:?} is not an address like 127.0.0.1:1080",
-                self.listen
-            )
-        })?;
-        if !self.base_path.starts_with('/') {
-            return Err("--base-path must start with /".into());
-        }
-        let part_size = parse_size(&self.part_size).map_err(|e| format!("--part-size: {e}"))?;
-        let s3 = PartLimits::S3;
-        if part_size < s3.min_part_size || part_size % MIB != 0 || part_size > s3.max_part_size {
-            return Err("--part-size must be a multiple of 1MiB between 5MiB and 5GiB".into());
-        }
-        let max_size = self
-            .max_size
-            .as_deref()
-            .map(|m| parse_size(m).map_err(|e| format!("--max-size: {e}")))
-            .transpose()?;
-        if max_size.is_some_and(|m| m > s3.max_object_size) {
-            return Err("--max-size cannot exceed S3's largest object, 5TiB".into());
-        }
-        let backend = self.backend()?;
+        let expire_after = self.expire_after.0;
+        let settings = Settings {
+            listen: self.listen,
+            http: self.http()?,
+            backend: self.backend()?,
+            part_size: self.part_size.0,
+            max_size: self.max_size.map(|m| m.0),
+            expire_after: (!expire_after.is_zero()).then_some(expire_after),
+            expired_gone: self.expired_status == ExpiredStatus::Gone,
+            max_buffer: self.max_buffer.0,
+            max_active_uploads: self.max_active_uploads,
+        };
+        settings.check()?;
+        Ok(settings)
+    }
+
+    fn http(&self) -> Result<HttpConfig, String> {
         let cors_origins: Vec<String> = self
             .cors_origins
-            .split(',')
-            .map(str::trim)
+            .iter()
+            .map(|o| o.trim())
             .filter(|o| !o.is_empty())
             .map(str::to_owned)
             .collect();
@@ -294,36 +460,12 @@ impl Config {
                 "--cors-allow-credentials needs --cors-origins to list origins, not *".into(),
             );
         }
-        let expire_after =
-            parse_duration(&self.expire_after).map_err(|e| format!("--expire-after: {e}"))?;
-        let max_buffer = parse_size(&self.max_buffer).map_err(|e| format!("--max-buffer: {e}"))?;
-        if max_buffer < part_size * 2 {
-            return Err("--max-buffer must hold at least two parts (--part-size)".into());
-        }
-        if self.max_active_uploads == 0 {
-            return Err("--max-active-uploads must be at least 1".into());
-        }
-        let expired_gone = match self.expired_status {
-            404 => false,
-            410 => true,
-            _ => return Err("--expired-status must be 404 or 410".into()),
-        };
-        Ok(Settings {
-            listen,
-            http: HttpConfig {
-                base_path: format!("{}/", self.base_path.trim_end_matches('/')),
-                cors_origins,
-                cors_credentials: self.cors_allow_credentials,
-                relative_location: self.relative_location,
-                trusted_proxies: parse_proxies(&self.trusted_proxies)?,
-            },
-            backend,
-            part_size,
-            max_size,
-            expire_after: (!expire_after.is_zero()).then_some(expire_after),
-            expired_gone,
-            max_buffer,
-            max_active_uploads: self.max_active_uploads,
+        Ok(HttpConfig {
+            base_path: self.base_path.clone(),
+            cors_origins,
+            cors_credentials: self.cors_allow_credentials,
+            relative_location: self.relative_location,
+            trusted_proxies: self.trusted_proxies.clone(),
         })
     }
 
@@ -361,11 +503,7 @@ impl Config {
                 force_path_style: self.s3_force_path_style,
                 credentials: None,
                 read_timeout: None,
-                part_md5: match self.s3_part_checksum.as_str() {
-                    "md5" => true,
-                    "none" => false,
-                    _ => return Err("--s3-part-checksum must be md5 or none".into()),
-                },
+                part_md5: self.s3_part_checksum == PartChecksum::Md5,
             },
             key_prefix: self.s3_prefix.clone(),
             redis_url,
@@ -407,7 +545,16 @@ mod tests {
 
     #[test]
     fn plain_messages_for_bad_combinations() {
-        let err = |args: &[&str]| config(args).validate().expect_err("invalid");
+        // A bad value is refused by clap, a bad combination by validate;
+        // either way the message names the flag.
+        let err = |args: &[&str]| {
+            let mut argv = vec!["partway"];
+            argv.extend_from_slice(args);
+            match Config::try_parse_from(argv) {
+                Err(e) => e.to_string(),
+                Ok(config) => config.validate().expect_err("invalid"),
+            }
+        };
         assert_eq!(err(&["--s3-bucket", "b"]), "--s3-bucket needs --redis-url");
         assert_eq!(
             err(&["--redis-url", "redis://x"]),
@@ -422,6 +569,37 @@ mod tests {
         assert!(err(&["--expired-status", "500"]).contains("--expired-status"));
         assert!(err(&["--trusted-proxies", "10.0.0.0/99"]).contains("--trusted-proxies"));
         assert!(err(&["--cors-allow-credentials"]).contains("--cors-origins"));
+        assert!(err(&["--max-active-uploads", "0"]).contains("--max-active-uploads"));
+        assert!(err(&["--s3-part-checksum", "sha1"]).contains("--s3-part-checksum"));
+    }
+
+    #[test]
+    fn defaults_print_as_they_parse() {
+        for size in [0, 1000, 5 * MIB, 8 * MIB, 1 << 30, 3 << 40] {
+            let shown = ByteSize(size).to_string();
+            assert_eq!(shown.parse::<ByteSize>(), Ok(ByteSize(size)), "{shown}");
+        }
+        for secs in [0, 59, 60, 3600, 86_400, 90_000] {
+            let span = Span(Duration::from_secs(secs));
+            assert_eq!(span.to_string().parse::<Span>(), Ok(span), "{span}");
+        }
+        let s = config(&[]).validate().expect("valid");
+        let d = Settings::default();
+        assert_eq!(
+            (
+                s.part_size,
+                s.max_buffer,
+                s.expire_after,
+                s.max_active_uploads
+            ),
+            (
+                d.part_size,
+                d.max_buffer,
+                d.expire_after,
+                d.max_active_uploads
+            )
+        );
+        assert_eq!((s.listen, s.http.base_path), (d.listen, d.http.base_path));
     }
 
     #[test]

@@ -7,29 +7,31 @@
 //! CompleteMultipartUpload. No presigned URL ever reaches a client.
 //!
 //! # Layout
-//! - [`protocol`]: the tus wire format (headers, metadata); pure.
-//! - [`upload`]: the core. [`upload::plan`] is the pure part-grid arithmetic,
-//!   [`upload::UploadService`] creates, appends, finishes and terminates
-//!   uploads through the traits in [`store`].
-//! - [`store`]: the seams ([`store::ObjectStore`], [`store::StateStore`],
-//!   [`store::Locker`]) and their adapters: S3, Redis, the Redis lock, and
+//! Dependencies run one way: `protocol ← upload ← {store, http} ← app`.
+//! - [`protocol`]: the tus wire format (headers, metadata, checksums); pure.
+//! - [`upload`]: the core. It owns its ports ([`upload::ports`]), its domain
+//!   types ([`upload::model`]) and its errors, named by cause
+//!   ([`upload::Error`]); [`upload::plan`] is the pure part-grid arithmetic;
+//!   [`upload::UploadService`] creates, appends, finishes and terminates.
+//! - [`store`]: the adapters behind the ports, by backend: S3, Redis, and
 //!   the embedded local-directory default.
-//! - [`http`]: the axum router; [`error`]: the one error type and its statuses.
-//! - [`config`], [`app`], [`server`]: flags, assembly and serving.
+//! - [`http`]: the axum router, and the one place refusals become statuses.
+//! - [`config`], [`app`]: flags typed at the edge, assembly and serving.
 //!
 //! # Embedding
-//! [`Partway::router`] returns an axum `Router` that can be merged into an
-//! existing application; see `examples/embed.rs`.
+//! [`Partway::builder`] configures partway in code, and
+//! [`Partway::serve`] runs it with the embedding application's own routes
+//! beside it; [`Partway::router`] gives the tus router alone, to merge into
+//! an application served some other way. See `examples/embed.rs`.
 
 pub mod app;
 pub mod config;
-pub mod error;
 pub mod http;
 pub mod protocol;
-pub mod server;
+mod server;
 pub mod store;
 pub mod upload;
 
-pub use app::Partway;
+pub use app::{Builder, Partway, StartError};
 pub use config::{Config, Settings};
-pub use error::Error;
+pub use server::shutdown_signal;

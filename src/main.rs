@@ -1,8 +1,7 @@
 //! The `partway` binary: parse flags, connect the stores, serve until SIGTERM.
 
 use clap::Parser;
-use partway::server::{serve, shutdown_signal};
-use partway::{Config, Partway};
+use partway::{Config, Partway, shutdown_signal};
 use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
 
@@ -22,8 +21,8 @@ async fn main() -> ExitCode {
     };
     let partway = match Partway::from_settings(&settings).await {
         Ok(p) => p,
-        Err(message) => {
-            eprintln!("partway: {message}");
+        Err(e) => {
+            eprintln!("partway: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -40,15 +39,7 @@ async fn main() -> ExitCode {
         backend = %settings.backend.describe(),
         "partway ready"
     );
-    let router = partway.router();
-    match serve(
-        listener,
-        router,
-        partway.service().clone(),
-        shutdown_signal(),
-    )
-    .await
-    {
+    match partway.serve(listener, shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("partway: {e}");

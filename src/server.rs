@@ -1,6 +1,7 @@
-//! Serving a router on a listener, with graceful shutdown.
+//! Serving a router on a listener, with graceful shutdown; reached through
+//! [`crate::Partway::serve`].
 
-use crate::upload::UploadService;
+use crate::config::defaults::SHUTDOWN_GRACE;
 use axum::Router;
 use axum::extract::ConnectInfo;
 use axum::http::Request;
@@ -10,13 +11,10 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use std::future::Future;
-use std::sync::Arc;
+use std::net::SocketAddr;
 use std::time::Duration;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tower::ServiceExt;
-
-/// How long in-flight requests get to commit and answer after shutdown begins.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
 
 /// The most a connection buffers of a request it has not yet been asked to
 /// read: bodies are pulled by the upload core as it has room for them, so a
@@ -26,26 +24,24 @@ const READ_BUFFER: usize = 64 * 1024;
 
 /// Serves `router` until `shutdown` resolves.
 ///
-/// On shutdown, new connections stop, every PATCH in flight is told to stop
-/// reading and commit what it has, and the server waits up to
-/// [`SHUTDOWN_GRACE`] for requests to answer before returning. Each request
-/// carries the peer's address (`ConnectInfo<SocketAddr>`), for trusted
-/// proxies.
+/// On shutdown, new connections stop, `on_stop` tells the upload core to
+/// have every PATCH in flight stop reading and commit what it has, and the
+/// server waits up to [`SHUTDOWN_GRACE`] for requests to answer before
+/// returning. Each request carries the peer's address
+/// (`ConnectInfo<SocketAddr>`), for trusted proxies.
 ///
 /// # Errors
 /// I/O errors of the listener.
-pub async fn serve(
+pub(crate) async fn run(
     listener: TcpListener,
     router: Router,
-    service: Arc<UploadService>,
     shutdown: impl Future<Output = ()> + Send + 'static,
+    on_stop: impl FnOnce(),
 ) -> std::io::Result<()> {
-    service.spawn_reaper();
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder.http1().max_buf_size(READ_BUFFER);
     let graceful = GracefulShutdown::new();
-    let shutdown = std::pin::pin!(shutdown);
-    let mut shutdown = shutdown;
+    let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
             () = &mut shutdown => break,
@@ -59,26 +55,11 @@ pub async fn serve(
                 }
             },
         };
-        let _ = stream.set_nodelay(true);
-        let app = router
-            .clone()
-            .map_request(move |mut request: Request<Incoming>| {
-                request.extensions_mut().insert(ConnectInfo(peer));
-                request
-            });
-        let connection = builder
-            .serve_connection(TokioIo::new(stream), TowerToHyperService::new(app))
-            .into_owned();
-        let connection = graceful.watch(connection);
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(error = %e, "connection ended with an error");
-            }
-        });
+        serve_connection(&builder, &graceful, &router, stream, peer);
     }
     drop(listener);
     tracing::info!("shutting down: committing in-flight uploads");
-    service.begin_shutdown();
+    on_stop();
     tokio::select! {
         () = graceful.shutdown() => {}
         () = tokio::time::sleep(SHUTDOWN_GRACE) => {
@@ -86,6 +67,32 @@ pub async fn serve(
         }
     }
     Ok(())
+}
+
+/// Serves one connection in its own task, watched for graceful shutdown.
+fn serve_connection(
+    builder: &auto::Builder<TokioExecutor>,
+    graceful: &GracefulShutdown,
+    router: &Router,
+    stream: TcpStream,
+    peer: SocketAddr,
+) {
+    let _ = stream.set_nodelay(true);
+    let app = router
+        .clone()
+        .map_request(move |mut request: Request<Incoming>| {
+            request.extensions_mut().insert(ConnectInfo(peer));
+            request
+        });
+    let connection = builder
+        .serve_connection(TokioIo::new(stream), TowerToHyperService::new(app))
+        .into_owned();
+    let connection = graceful.watch(connection);
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!(error = %e, "connection ended with an error");
+        }
+    });
 }
 
 /// Resolves on ctrl-c or SIGTERM.

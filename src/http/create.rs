@@ -6,13 +6,13 @@ use super::{
     AppState, body_stream, check_version, content_length, effective_method, expires_header, header,
     is_offset_stream, u64_header, verify_from,
 };
-use crate::error::{Error, Result};
+use super::{Error, Result};
 use crate::protocol::checksum::Algorithm;
 use crate::protocol::headers::{UploadConcat, url_last_segment};
 use crate::protocol::metadata::Metadata;
 use crate::protocol::{self, headers as tus, names};
-use crate::upload::model::UploadId;
-use crate::upload::{AppendRequest, NewConcat, NewUpload};
+use crate::upload::model::{UploadId, UploadInfo};
+use crate::upload::{self, AppendRequest, NewConcat, NewUpload, SizeExceeded, Verify};
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header as h};
 use axum::response::{IntoResponse, Response};
@@ -57,10 +57,10 @@ fn requested_length(headers: &HeaderMap) -> Result<Option<u64>> {
         .transpose()?
         .is_some();
     match (length, deferred) {
-        (Some(_), true) => Err(Error::BadRequest(
+        (Some(_), true) => Err(Error::Malformed(
             "send Upload-Length or Upload-Defer-Length, not both".into(),
         )),
-        (None, false) => Err(Error::BadRequest(
+        (None, false) => Err(Error::Malformed(
             "Upload-Length or Upload-Defer-Length: 1 is required".into(),
         )),
         (length, _) => Ok(length),
@@ -79,7 +79,7 @@ fn requested_concat(headers: &HeaderMap) -> Result<Option<NewConcat>> {
             if headers.contains_key(names::UPLOAD_LENGTH)
                 || headers.contains_key(names::UPLOAD_DEFER_LENGTH)
             {
-                return Err(Error::BadRequest(
+                return Err(Error::Malformed(
                     "a final upload (Upload-Concat: final) must not carry Upload-Length".into(),
                 ));
             }
@@ -87,7 +87,7 @@ fn requested_concat(headers: &HeaderMap) -> Result<Option<NewConcat>> {
                 .iter()
                 .map(|url| {
                     UploadId::parse(url_last_segment(url)).ok_or_else(|| {
-                        Error::BadRequest(format!("Upload-Concat: {url:?} is not an upload URL"))
+                        Error::Malformed(format!("Upload-Concat: {url:?} is not an upload URL"))
                     })
                 })
                 .collect::<Result<Vec<_>>>()?;
@@ -97,73 +97,80 @@ fn requested_concat(headers: &HeaderMap) -> Result<Option<NewConcat>> {
     }))
 }
 
-/// POST: creates an upload, taking its first bytes if the body carries any.
-async fn create(app: AppState, request: Request) -> Result<Response> {
-    let headers = request.headers();
-    check_version(headers)?;
-    let concat = requested_concat(headers)?;
-    let is_final = matches!(concat, Some(NewConcat::Final { .. }));
-    let length = if is_final {
-        None
-    } else {
-        requested_length(headers)?
-    };
-    let metadata = header(headers, names::UPLOAD_METADATA)
-        .map(Metadata::parse)
-        .transpose()?;
-    let body_len = content_length(headers)?;
-    let with_upload = is_offset_stream(headers);
-    if !with_upload && body_len.is_some_and(|l| l > 0) {
-        return Err(Error::UnsupportedMediaType);
-    }
-    if is_final && with_upload && body_len != Some(0) {
-        return Err(Error::BadRequest(
-            "a final upload (Upload-Concat: final) takes no body".into(),
-        ));
-    }
-    let verify = verify_from(headers)?;
-    if let (Some(sent), Some(length)) = (body_len, length)
-        && sent > length
-    {
-        return Err(Error::TooLarge(format!(
-            "body of {sent} bytes exceeds Upload-Length {length}"
-        )));
-    }
-    let location = collection_url(&app, headers, peer(&request));
-    let mut info = app
-        .service
-        .create(NewUpload {
+/// What a POST asks for, read from its headers.
+struct Creation {
+    new: NewUpload,
+    /// `Content-Length` of the body, if given.
+    body_len: Option<u64>,
+    /// The body carries the upload's first bytes (creation-with-upload).
+    with_upload: bool,
+    verify: Verify,
+}
+
+impl Creation {
+    /// Reads and checks a POST's headers.
+    fn read(headers: &HeaderMap) -> Result<Self> {
+        check_version(headers)?;
+        let concat = requested_concat(headers)?;
+        let is_final = matches!(concat, Some(NewConcat::Final { .. }));
+        let length = if is_final {
+            None
+        } else {
+            requested_length(headers)?
+        };
+        let metadata = header(headers, names::UPLOAD_METADATA)
+            .map(Metadata::parse)
+            .transpose()?;
+        let body_len = content_length(headers)?;
+        let with_upload = is_offset_stream(headers);
+        if !with_upload && body_len.is_some_and(|l| l > 0) {
+            return Err(Error::UnsupportedMediaType);
+        }
+        if is_final && with_upload && body_len != Some(0) {
+            return Err(Error::Malformed(
+                "a final upload (Upload-Concat: final) takes no body".into(),
+            ));
+        }
+        let verify = verify_from(headers)?;
+        if let (Some(sent), Some(length)) = (body_len, length)
+            && sent > length
+        {
+            return Err(SizeExceeded::Body { sent, room: length }.into());
+        }
+        let new = NewUpload {
             length,
             metadata,
             concat,
+        };
+        let with_upload = with_upload && body_len != Some(0) && !is_final;
+        Ok(Self {
+            new,
+            body_len,
+            with_upload,
+            verify,
         })
-        .await?;
+    }
+}
+
+/// POST: creates an upload, taking its first bytes if the body carries any.
+async fn create(app: AppState, request: Request) -> Result<Response> {
+    let creation = Creation::read(request.headers())?;
+    let location = collection_url(&app, request.headers(), peer(&request));
+    let mut info = app.service.create(creation.new).await?;
     let location = format!("{location}{}", info.id);
     let mut offset = None;
     let mut status = StatusCode::CREATED;
-    if with_upload && body_len != Some(0) && !is_final {
+    if creation.with_upload {
         let append = AppendRequest {
             offset: 0,
             declared_length: None,
-            content_length: body_len,
-            body: body_stream(request, &verify),
-            verify,
+            content_length: creation.body_len,
+            body: body_stream(request, &creation.verify),
+            verify: creation.verify,
         };
-        offset = Some(match app.service.append(&info.id, append).await {
-            Ok(after) => {
-                info = after;
-                info.offset
-            }
-            Err(e) => {
-                // The upload exists: tell the client where, and how far it
-                // got (a checksum mismatch is still reported as such).
-                tracing::warn!(upload = %info.id, error = %e, "creation-with-upload stopped early");
-                if matches!(e, Error::ChecksumMismatch(_)) {
-                    status = e.status();
-                }
-                app.service.head(&info.id).await.map_or(0, |i| i.offset)
-            }
-        });
+        let (reached, refused) = first_bytes(&app, &mut info, append).await;
+        offset = Some(reached);
+        status = refused.unwrap_or(status);
     }
     let mut response = status.into_response();
     let out = response.headers_mut();
@@ -171,10 +178,35 @@ async fn create(app: AppState, request: Request) -> Result<Response> {
     out.insert(
         h::LOCATION,
         HeaderValue::from_str(&location)
-            .map_err(|_| Error::Internal("unrepresentable Location".into()))?,
+            .map_err(|_| upload::Error::Internal("unrepresentable Location".into()))?,
     );
     if let Some(offset) = offset {
         out.insert(names::UPLOAD_OFFSET, HeaderValue::from(offset));
     }
     Ok(response)
+}
+
+/// Appends the body of a creation-with-upload. The upload exists whatever
+/// happens, so the answer is where it got to, and the status of a checksum
+/// mismatch, which the client must hear of.
+async fn first_bytes(
+    app: &AppState,
+    info: &mut UploadInfo,
+    append: AppendRequest,
+) -> (u64, Option<StatusCode>) {
+    match app.service.append(&info.id, append).await {
+        Ok(after) => {
+            *info = after;
+            (info.offset, None)
+        }
+        Err(e) => {
+            tracing::warn!(upload = %info.id, error = %e, "creation-with-upload stopped early");
+            let status = match e {
+                e @ upload::Error::ChecksumMismatch { .. } => Some(Error::from(e).status()),
+                _ => None,
+            };
+            let reached = app.service.head(&info.id).await.map_or(0, |i| i.offset);
+            (reached, status)
+        }
+    }
 }

@@ -9,8 +9,9 @@
 //! nor its metadata can script partway's origin or inject headers.
 
 use super::AppState;
-use crate::error::{Error, Result};
+use super::Result;
 use crate::protocol::metadata::Metadata;
+use crate::upload;
 use crate::upload::model::{UploadId, UploadInfo};
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header as h};
@@ -119,6 +120,23 @@ fn file_name(info: &UploadInfo) -> Option<String> {
         .filter(|n| !n.is_empty())
 }
 
+/// A header value from text partway made.
+fn value(text: &str) -> Result<HeaderValue> {
+    Ok(HeaderValue::from_str(text).map_err(|e| upload::Error::Internal(e.to_string()))?)
+}
+
+/// The range of an object of `len` bytes the request asks for, honoured only
+/// while `If-Range` still names `etag`.
+fn requested_range(request: &HeaderMap, etag: &str, len: u64) -> Ranged {
+    let range_applies = request
+        .get(h::IF_RANGE)
+        .is_none_or(|v| v.to_str().is_ok_and(|v| v.trim() == etag));
+    match request.get(h::RANGE).and_then(|v| v.to_str().ok()) {
+        Some(range) if range_applies => parse_range(range, len),
+        _ => Ranged::Whole,
+    }
+}
+
 /// GET: the finished upload's bytes.
 pub(super) async fn get(app: &AppState, id: &UploadId, request: &HeaderMap) -> Result<Response> {
     let info = app.service.finished(id).await?;
@@ -126,7 +144,6 @@ pub(super) async fn get(app: &AppState, id: &UploadId, request: &HeaderMap) -> R
     let etag = format!("\"{}\"", info.id);
     let mut response = Response::new(Body::empty());
     let headers = response.headers_mut();
-    let value = |s: &str| HeaderValue::from_str(s).map_err(|e| Error::Internal(e.to_string()));
     headers.insert(h::ETAG, value(&etag)?);
     headers.insert(h::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     headers.insert(
@@ -140,25 +157,8 @@ pub(super) async fn get(app: &AppState, id: &UploadId, request: &HeaderMap) -> R
         *response.status_mut() = StatusCode::NOT_MODIFIED;
         return Ok(response);
     }
-    let range_applies = request
-        .get(h::IF_RANGE)
-        .is_none_or(|v| v.to_str().is_ok_and(|v| v.trim() == etag));
-    let ranged = match request.get(h::RANGE).and_then(|v| v.to_str().ok()) {
-        Some(range) if range_applies => parse_range(range, len),
-        _ => Ranged::Whole,
-    };
-    let range = match ranged {
-        Ranged::Unsatisfiable => {
-            let mut refused = (
-                StatusCode::RANGE_NOT_SATISFIABLE,
-                format!("range not satisfiable: the upload has {len} bytes\n"),
-            )
-                .into_response();
-            refused
-                .headers_mut()
-                .insert(h::CONTENT_RANGE, value(&format!("bytes */{len}"))?);
-            return Ok(refused);
-        }
+    let range = match requested_range(request, &etag, len) {
+        Ranged::Unsatisfiable => return unsatisfiable(len),
         Ranged::Part(range) => {
             *response.status_mut() = StatusCode::PARTIAL_CONTENT;
             let last = range.end - 1;
@@ -170,7 +170,37 @@ pub(super) async fn get(app: &AppState, id: &UploadId, request: &HeaderMap) -> R
         }
         Ranged::Whole => None,
     };
-    let headers = response.headers_mut();
+    content_headers(response.headers_mut(), &info)?;
+    let size = range.as_ref().map_or(len, |r| r.end - r.start);
+    response
+        .headers_mut()
+        .insert(h::CONTENT_LENGTH, HeaderValue::from(size));
+    if size > 0 {
+        let stream = app.service.read(&info, range).await?;
+        *response.body_mut() = Body::from_stream(stream.map_err(|e| {
+            tracing::warn!(error = %e, "download broke off");
+            std::io::Error::other(e.to_string())
+        }));
+    }
+    Ok(response)
+}
+
+/// 416, naming the upload's length.
+fn unsatisfiable(len: u64) -> Result<Response> {
+    let mut refused = (
+        StatusCode::RANGE_NOT_SATISFIABLE,
+        format!("range not satisfiable: the upload has {len} bytes\n"),
+    )
+        .into_response();
+    refused
+        .headers_mut()
+        .insert(h::CONTENT_RANGE, value(&format!("bytes */{len}"))?);
+    Ok(refused)
+}
+
+/// What the content is and how a browser may treat it: an attachment in a
+/// sandbox, so it cannot script partway's origin.
+fn content_headers(headers: &mut HeaderMap, info: &UploadInfo) -> Result<()> {
     let content_type = info
         .content_type
         .as_deref()
@@ -181,27 +211,13 @@ pub(super) async fn get(app: &AppState, id: &UploadId, request: &HeaderMap) -> R
     );
     headers.insert(
         h::CONTENT_DISPOSITION,
-        value(&disposition(file_name(&info).as_deref()))?,
+        value(&disposition(file_name(info).as_deref()))?,
     );
     headers.insert(
         h::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static("sandbox; default-src 'none'"),
     );
-    let size = range.as_ref().map_or(len, |r| r.end - r.start);
-    headers.insert(h::CONTENT_LENGTH, HeaderValue::from(size));
-    if size > 0 {
-        let stream = app
-            .service
-            .objects()
-            .get_object(&info.object_key, range)
-            .await
-            .map_err(Error::from)?;
-        *response.body_mut() = Body::from_stream(stream.map_err(|e| {
-            tracing::warn!(error = %e, "download broke off");
-            std::io::Error::other(e.to_string())
-        }));
-    }
-    Ok(response)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -8,9 +8,7 @@
 
 use crate::app::Partway;
 use crate::http::HttpConfig;
-use crate::store::local::LocalObjects;
-use crate::store::local_lock::LocalLocker;
-use crate::store::local_state::LocalState;
+use crate::store::local::{LocalLocker, LocalObjects, LocalState};
 use crate::upload::model::UploadInfo;
 use crate::upload::plan::PartLimits;
 use crate::upload::{AppendRequest, Limits, NewUpload, UploadService, Verify};
@@ -110,10 +108,11 @@ fn service(dir: &std::path::Path) -> Arc<UploadService> {
         max_deferred_size: 1 << 20,
         ..Limits::new(5 << 20, Some(1 << 20))
     };
+    let locker = LocalLocker::new();
     Arc::new(UploadService::new(
         Arc::new(LocalObjects::new(dir, PartLimits::S3)),
-        Arc::new(LocalState::new(dir)),
-        Arc::new(LocalLocker::new()),
+        Arc::new(LocalState::new(dir, &locker)),
+        Arc::new(locker),
         limits,
         "",
     ))
@@ -216,7 +215,7 @@ fn no_request_gets_a_5xx_or_harms_a_finished_upload() {
             .expect("infallible");
         prop_assert!(response.status().as_u16() < 500, "status {}", response.status());
         // Only a DELETE may remove a finished upload; nothing may change it.
-        let object = dir.path().join("objects").join(&done.object_key);
+        let object = dir.path().join("objects").join(done.object_key.as_str());
         if let Ok(bytes) = std::fs::read(&object) {
             prop_assert_eq!(bytes, b"hello".to_vec());
         }

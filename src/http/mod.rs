@@ -6,17 +6,19 @@
 //! override works without a layer outside the router and the router can be
 //! merged into any axum application. Handlers are thin: they parse headers
 //! through [`crate::protocol`], call [`crate::upload::UploadService`] and
-//! render the result; every error goes through [`crate::error::Error`].
+//! render the result; every refusal becomes a response in [`error`].
 
 mod cors;
 mod create;
 mod download;
+pub mod error;
 #[cfg(test)]
 mod fuzz;
 mod location;
 mod resource;
 
-use crate::error::{Error, Result};
+pub use error::{Error, Result};
+
 use crate::protocol::checksum::Checksum;
 use crate::protocol::{self, names};
 use crate::upload::model::UploadInfo;
@@ -28,6 +30,9 @@ use axum::response::Response;
 use axum::routing::any;
 use http_body_util::BodyExt;
 use std::sync::Arc;
+
+/// The path of the upload collection unless configured otherwise.
+pub const DEFAULT_BASE_PATH: &str = "/files/";
 
 /// How the HTTP layer presents itself.
 #[derive(Debug, Clone)]
@@ -48,7 +53,7 @@ pub struct HttpConfig {
 impl Default for HttpConfig {
     fn default() -> Self {
         Self {
-            base_path: "/files/".into(),
+            base_path: DEFAULT_BASE_PATH.into(),
             cors_origins: Vec::new(),
             cors_credentials: false,
             relative_location: false,
@@ -111,7 +116,7 @@ fn effective_method(request: &Request) -> Result<Method> {
     match request.headers().get(names::METHOD_OVERRIDE) {
         None => Ok(request.method().clone()),
         Some(value) => Method::from_bytes(value.as_bytes())
-            .map_err(|_| Error::BadRequest("invalid X-HTTP-Method-Override".into())),
+            .map_err(|_| Error::Malformed("invalid X-HTTP-Method-Override".into())),
     }
 }
 
@@ -134,7 +139,7 @@ fn check_single_valued(headers: &HeaderMap) -> Result<()> {
         .iter()
         .find(|name| headers.get_all(**name).iter().nth(1).is_some())
     {
-        Some(name) => Err(Error::BadRequest(format!("{name} is sent more than once"))),
+        Some(name) => Err(Error::Malformed(format!("{name} is sent more than once"))),
         None => Ok(()),
     }
 }
@@ -155,7 +160,7 @@ fn check_version(headers: &HeaderMap) -> Result<()> {
 /// 400 for a malformed header or an unsupported algorithm.
 fn verify_from(headers: &HeaderMap) -> Result<Verify> {
     if let Some(raw) = header(headers, names::UPLOAD_CHECKSUM) {
-        let checksum = Checksum::parse(raw).map_err(|e| Error::BadRequest(e.to_string()))?;
+        let checksum = Checksum::parse(raw)?;
         return Ok(Verify::Header(checksum));
     }
     let announced = headers.get_all("trailer").iter().any(|v| {

@@ -6,10 +6,10 @@ use super::{
     AppState, body_stream, check_version, content_length, effective_method, expires_header,
     is_offset_stream, u64_header, verify_from,
 };
-use crate::error::{Error, Result};
+use super::{Error, Result};
 use crate::protocol::names;
-use crate::upload::AppendRequest;
 use crate::upload::model::{UploadId, UploadInfo, UploadState};
+use crate::upload::{self, AppendRequest};
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header as h};
 use axum::response::{IntoResponse, Response};
@@ -27,12 +27,12 @@ pub(crate) async fn upload(
         }
         if method == Method::GET {
             // A plain download: browsers and curl send no Tus-Resumable.
-            let id = UploadId::parse(&id).ok_or(Error::NotFound)?;
+            let id = UploadId::parse(&id).ok_or(upload::Error::NotFound)?;
             return super::download::get(&app, &id, request.headers()).await;
         }
         check_version(request.headers())?;
         // Anything that is not one of our ids cannot name an upload.
-        let id = UploadId::parse(&id).ok_or(Error::NotFound)?;
+        let id = UploadId::parse(&id).ok_or(upload::Error::NotFound)?;
         match method {
             Method::HEAD => head(&app, &id).await,
             Method::PATCH => patch(&app, &id, request).await,
@@ -82,7 +82,7 @@ async fn patch(app: &AppState, id: &UploadId, request: Request) -> Result<Respon
         return Err(Error::UnsupportedMediaType);
     }
     let offset = u64_header(headers, names::UPLOAD_OFFSET, "Upload-Offset")?
-        .ok_or_else(|| Error::BadRequest("Upload-Offset is required".into()))?;
+        .ok_or_else(|| Error::Malformed("Upload-Offset is required".into()))?;
     let declared_length = u64_header(headers, names::UPLOAD_LENGTH, "Upload-Length")?;
     let content_length = content_length(headers)?;
     let verify = verify_from(headers)?;

@@ -1,15 +1,14 @@
 //! The production object store: S3 multipart uploads through aws-sdk-s3.
 //!
 //! The only module that imports `aws_sdk_s3`. It is set up for S3-compatible
-//! stores as well as AWS (decisions.md 8): a custom endpoint, path-style
+//! stores as well as AWS: a custom endpoint, path-style
 //! addressing, and request checksums only "when required", because the SDK's
 //! default since 2025 breaks many S3-compatible stores. Every request is signed
 //! here at send time; no URL ever leaves the server. The SDK retries
 //! transient failures with backoff, a bounded number of times.
 
-use super::{ObjectStore, ObjectStream, StoreError, check_part_list};
-use crate::upload::model::PartRecord;
-use crate::upload::plan::PartLimits;
+use crate::upload::model::{ETag, MultipartId, ObjectKey, PartNumber, PartRecord};
+use crate::upload::ports::{ObjectStore, ObjectStream, StoreError};
 use async_trait::async_trait;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::retry::RetryConfig;
@@ -33,12 +32,9 @@ const COPY_SOURCE: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'.')
     .remove(b'~');
 
-/// A part number as S3 takes it: 1..=10000.
-fn s3_part_number(number: u32) -> Result<i32, StoreError> {
-    i32::try_from(number)
-        .ok()
-        .filter(|n| (1..=10_000).contains(n))
-        .ok_or_else(|| StoreError::Other(format!("invalid part number {number}")))
+/// A part number as the SDK takes it; the type keeps it in 1..=10000.
+fn s3_part_number(number: PartNumber) -> i32 {
+    i32::try_from(number.get()).unwrap_or(i32::MAX)
 }
 
 /// An HTTP byte range for S3 (`bytes=first-last`, inclusive).
@@ -167,31 +163,31 @@ impl S3Objects {
 impl ObjectStore for S3Objects {
     async fn create_multipart(
         &self,
-        key: &str,
+        key: &ObjectKey,
         content_type: Option<&str>,
-    ) -> Result<String, StoreError> {
+    ) -> Result<MultipartId, StoreError> {
         let out = self
             .client
             .create_multipart_upload()
             .bucket(&self.bucket)
-            .key(key)
+            .key(key.as_str())
             .set_content_type(content_type.map(str::to_owned))
             .send()
             .await
             .map_err(|e| classify("CreateMultipartUpload", e))?;
         out.upload_id()
-            .map(str::to_owned)
+            .map(MultipartId::new)
             .ok_or_else(|| StoreError::Other("CreateMultipartUpload: no upload id".into()))
     }
 
     async fn upload_part(
         &self,
-        key: &str,
-        multipart_id: &str,
-        number: u32,
+        key: &ObjectKey,
+        multipart_id: &MultipartId,
+        number: PartNumber,
         body: Bytes,
-    ) -> Result<String, StoreError> {
-        let part_number = s3_part_number(number)?;
+    ) -> Result<ETag, StoreError> {
+        let part_number = s3_part_number(number);
         let length = i64::try_from(body.len()).unwrap_or(i64::MAX);
         let md5 = self.part_md5.then(|| {
             use base64::Engine;
@@ -204,8 +200,8 @@ impl ObjectStore for S3Objects {
             .client
             .upload_part()
             .bucket(&self.bucket)
-            .key(key)
-            .upload_id(multipart_id)
+            .key(key.as_str())
+            .upload_id(multipart_id.as_str())
             .part_number(part_number)
             .content_length(length)
             .set_content_md5(md5)
@@ -214,32 +210,30 @@ impl ObjectStore for S3Objects {
             .await
             .map_err(|e| classify("UploadPart", e))?;
         out.e_tag()
-            .map(str::to_owned)
+            .map(ETag::new)
             .ok_or_else(|| StoreError::Other("UploadPart: no ETag".into()))
     }
 
     async fn complete_multipart(
         &self,
-        key: &str,
-        multipart_id: &str,
+        key: &ObjectKey,
+        multipart_id: &MultipartId,
         parts: &[PartRecord],
     ) -> Result<(), StoreError> {
-        check_part_list(parts, &PartLimits::S3)
-            .map_err(|e| StoreError::Other(format!("refusing to complete: {e}")))?;
         let completed = parts
             .iter()
             .map(|p| {
                 CompletedPart::builder()
-                    .part_number(i32::try_from(p.number).unwrap_or(i32::MAX))
-                    .e_tag(&p.etag)
+                    .part_number(s3_part_number(p.number))
+                    .e_tag(p.etag.as_str())
                     .build()
             })
             .collect();
         self.client
             .complete_multipart_upload()
             .bucket(&self.bucket)
-            .key(key)
-            .upload_id(multipart_id)
+            .key(key.as_str())
+            .upload_id(multipart_id.as_str())
             .multipart_upload(
                 CompletedMultipartUpload::builder()
                     .set_parts(Some(completed))
@@ -251,13 +245,17 @@ impl ObjectStore for S3Objects {
         Ok(())
     }
 
-    async fn abort_multipart(&self, key: &str, multipart_id: &str) -> Result<(), StoreError> {
+    async fn abort_multipart(
+        &self,
+        key: &ObjectKey,
+        multipart_id: &MultipartId,
+    ) -> Result<(), StoreError> {
         let aborted = self
             .client
             .abort_multipart_upload()
             .bucket(&self.bucket)
-            .key(key)
-            .upload_id(multipart_id)
+            .key(key.as_str())
+            .upload_id(multipart_id.as_str())
             .send()
             .await
             .map_err(|e| classify("AbortMultipartUpload", e));
@@ -269,14 +267,14 @@ impl ObjectStore for S3Objects {
 
     async fn put_object(
         &self,
-        key: &str,
+        key: &ObjectKey,
         content_type: Option<&str>,
         body: Bytes,
     ) -> Result<(), StoreError> {
         self.client
             .put_object()
             .bucket(&self.bucket)
-            .key(key)
+            .key(key.as_str())
             .set_content_type(content_type.map(str::to_owned))
             .body(ByteStream::from(body))
             .send()
@@ -285,12 +283,12 @@ impl ObjectStore for S3Objects {
         Ok(())
     }
 
-    async fn object_size(&self, key: &str) -> Result<Option<u64>, StoreError> {
+    async fn object_size(&self, key: &ObjectKey) -> Result<Option<u64>, StoreError> {
         let head = self
             .client
             .head_object()
             .bucket(&self.bucket)
-            .key(key)
+            .key(key.as_str())
             .send()
             .await;
         match head {
@@ -304,11 +302,11 @@ impl ObjectStore for S3Objects {
         }
     }
 
-    async fn delete_object(&self, key: &str) -> Result<(), StoreError> {
+    async fn delete_object(&self, key: &ObjectKey) -> Result<(), StoreError> {
         self.client
             .delete_object()
             .bucket(&self.bucket)
-            .key(key)
+            .key(key.as_str())
             .send()
             .await
             .map_err(|e| classify("DeleteObject", e))?;
@@ -317,24 +315,24 @@ impl ObjectStore for S3Objects {
 
     async fn upload_part_copy(
         &self,
-        key: &str,
-        multipart_id: &str,
-        number: u32,
-        source_key: &str,
+        key: &ObjectKey,
+        multipart_id: &MultipartId,
+        number: PartNumber,
+        source_key: &ObjectKey,
         range: Range<u64>,
-    ) -> Result<String, StoreError> {
-        let part_number = s3_part_number(number)?;
+    ) -> Result<ETag, StoreError> {
+        let part_number = s3_part_number(number);
         let source = format!(
             "{}/{}",
             self.bucket,
-            utf8_percent_encode(source_key, COPY_SOURCE)
+            utf8_percent_encode(source_key.as_str(), COPY_SOURCE)
         );
         let out = self
             .client
             .upload_part_copy()
             .bucket(&self.bucket)
-            .key(key)
-            .upload_id(multipart_id)
+            .key(key.as_str())
+            .upload_id(multipart_id.as_str())
             .part_number(part_number)
             .copy_source(source)
             .copy_source_range(byte_range(&range))
@@ -343,20 +341,20 @@ impl ObjectStore for S3Objects {
             .map_err(|e| classify("UploadPartCopy", e))?;
         out.copy_part_result()
             .and_then(|r| r.e_tag())
-            .map(str::to_owned)
+            .map(ETag::new)
             .ok_or_else(|| StoreError::Other("UploadPartCopy: no ETag".into()))
     }
 
     async fn get_object(
         &self,
-        key: &str,
+        key: &ObjectKey,
         range: Option<Range<u64>>,
     ) -> Result<ObjectStream, StoreError> {
         let out = self
             .client
             .get_object()
             .bucket(&self.bucket)
-            .key(key)
+            .key(key.as_str())
             .set_range(range.as_ref().map(byte_range))
             .send()
             .await

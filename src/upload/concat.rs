@@ -6,13 +6,14 @@
 //! written first, in `receiving`; assembling is deterministic, so if the
 //! process dies half-way the next HEAD simply runs it again, overwriting the
 //! same part numbers, and the final moves to `completed` only once its object
-//! exists (decisions.md 5).
+//! exists.
 
 use super::concat_plan::{self, PlannedPart};
-use super::model::{Concat, PartRecord, UploadId, UploadInfo, UploadState};
-use super::{NewUpload, UploadService};
-use crate::error::{Error, Result};
-use crate::store::{LockGuard, StoreError, read_range};
+use super::model::{
+    Concat, MultipartId, ObjectKey, PartNumber, PartRecord, UploadId, UploadInfo, UploadState,
+};
+use super::ports::{LockGuard, StoreError, read_range};
+use super::{ConcatRefusal, Error, NewUpload, Result, SizeExceeded, UploadService};
 use bytes::BytesMut;
 use futures_util::{StreamExt, TryStreamExt};
 
@@ -24,34 +25,23 @@ impl UploadService {
     /// cannot be used.
     ///
     /// # Errors
-    /// 400 naming the first unusable partial.
+    /// [`Error::Concat`] naming the first unusable partial.
     pub(super) async fn usable_partials(&self, ids: &[UploadId]) -> Result<Vec<UploadInfo>> {
         if ids.is_empty() {
-            return Err(Error::BadRequest(
-                "Upload-Concat: final needs at least one partial upload".into(),
-            ));
+            return Err(ConcatRefusal::NoPartials.into());
         }
         let now = super::model::now_secs();
         let mut partials = Vec::with_capacity(ids.len());
         for id in ids {
             let info = match self.state.get(id).await? {
                 Some(info) if !info.expired(now) => info,
-                _ => {
-                    return Err(Error::BadRequest(format!(
-                        "Upload-Concat: upload {id} does not exist"
-                    )));
-                }
+                _ => return Err(ConcatRefusal::Unknown(id.clone()).into()),
             };
             if info.concat != Some(Concat::Partial) {
-                return Err(Error::BadRequest(format!(
-                    "Upload-Concat: upload {id} is not a partial upload"
-                )));
+                return Err(ConcatRefusal::NotPartial(id.clone()).into());
             }
             if info.state != UploadState::Completed {
-                return Err(Error::BadRequest(format!(
-                    "Upload-Concat: partial upload {id} is not finished \
-                     (concatenation-unfinished is not supported)"
-                )));
+                return Err(ConcatRefusal::Unfinished(id.clone()).into());
             }
             partials.push(info);
         }
@@ -68,13 +58,14 @@ impl UploadService {
         let partials = self.usable_partials(&ids).await?;
         let length = partials.iter().map(|p| p.offset).sum::<u64>();
         if length > self.limits.max_size {
-            return Err(Error::TooLarge(format!(
-                "the partial uploads add up to {length} bytes, over the maximum of {}",
-                self.limits.max_size
-            )));
+            return Err(SizeExceeded::Partials {
+                total: length,
+                max: self.limits.max_size,
+            }
+            .into());
         }
         let sizes: Vec<u64> = partials.iter().map(|p| p.offset).collect();
-        concat_plan::plan(&sizes, &self.limits.parts).map_err(Error::BadRequest)?;
+        concat_plan::plan(&sizes, &self.limits.parts).map_err(ConcatRefusal::from)?;
         let concat = Concat::Final {
             header,
             partials: ids,
@@ -114,7 +105,9 @@ impl UploadService {
         // A partial that went away since the final was created means the
         // final cannot be built any more; a store that is down does not.
         let sources = self.usable_partials(partials).await.map_err(|e| match e {
-            Error::BadRequest(detail) => Error::UploadLost(detail),
+            Error::Concat(refusal) => Error::Lost {
+                detail: refusal.to_string(),
+            },
             e => e,
         })?;
         self.assemble_from(guard, info, &sources).await
@@ -134,8 +127,9 @@ impl UploadService {
         let length = info.length.unwrap_or(0);
         if let Some(mp) = &info.multipart_id {
             let sizes: Vec<u64> = sources.iter().map(|p| p.offset).collect();
-            let plan = concat_plan::plan(&sizes, &self.limits.parts).map_err(Error::BadRequest)?;
-            let keys: Vec<&str> = sources.iter().map(|p| p.object_key.as_str()).collect();
+            let plan =
+                concat_plan::plan(&sizes, &self.limits.parts).map_err(ConcatRefusal::from)?;
+            let keys: Vec<&ObjectKey> = sources.iter().map(|p| &p.object_key).collect();
             let parts = futures_util::stream::iter(plan.into_iter().enumerate())
                 .map(|(i, part)| self.assemble_part(&info.object_key, mp, i, part, &keys))
                 .buffered(ASSEMBLY_IN_FLIGHT)
@@ -155,14 +149,14 @@ impl UploadService {
 
     async fn assemble_part(
         &self,
-        key: &str,
-        mp: &str,
+        key: &ObjectKey,
+        mp: &MultipartId,
         index: usize,
         part: PlannedPart,
-        sources: &[&str],
+        sources: &[&ObjectKey],
     ) -> Result<PartRecord> {
-        let number =
-            u32::try_from(index + 1).map_err(|_| Error::Internal("part count overflow".into()))?;
+        let number = PartNumber::at_index(index)
+            .ok_or_else(|| Error::Internal("part count overflow".into()))?;
         let size = part.size();
         let etag = match part {
             PlannedPart::Copy(piece) => self
@@ -176,7 +170,7 @@ impl UploadService {
                     let bytes = read_range(&*self.objects, sources[piece.source], piece.range)
                         .await
                         .map_err(|e| match e {
-                            StoreError::NotFound(d) => Error::UploadLost(d),
+                            StoreError::NotFound(detail) => Error::Lost { detail },
                             e => e.into(),
                         })?;
                     data.extend_from_slice(&bytes);

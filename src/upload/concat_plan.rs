@@ -11,6 +11,15 @@
 
 use super::plan::PartLimits;
 use std::ops::Range;
+use thiserror::Error;
+
+/// The partials cannot make one multipart upload.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("these partial uploads would need {parts} parts; the store allows {max}")]
+pub struct ConcatPlanError {
+    pub parts: usize,
+    pub max: u32,
+}
 
 /// Bytes of one partial, by its position in the final's list.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,8 +50,9 @@ impl PlannedPart {
 /// Plans the parts of a final upload made of partials of `sizes` bytes.
 ///
 /// # Errors
-/// A message when the result would need more parts than the store allows.
-pub fn plan(sizes: &[u64], limits: &PartLimits) -> Result<Vec<PlannedPart>, String> {
+/// [`ConcatPlanError`] when the result would need more parts than the store
+/// allows.
+pub fn plan(sizes: &[u64], limits: &PartLimits) -> Result<Vec<PlannedPart>, ConcatPlanError> {
     let min = limits.min_part_size;
     let mut parts = Vec::new();
     let mut buffer: Vec<Piece> = Vec::new();
@@ -93,11 +103,10 @@ pub fn plan(sizes: &[u64], limits: &PartLimits) -> Result<Vec<PlannedPart>, Stri
         parts.push(PlannedPart::Upload(buffer));
     }
     if parts.len() > limits.max_parts as usize {
-        return Err(format!(
-            "these partial uploads would need {} parts; the store allows {}",
-            parts.len(),
-            limits.max_parts
-        ));
+        return Err(ConcatPlanError {
+            parts: parts.len(),
+            max: limits.max_parts,
+        });
     }
     Ok(parts)
 }

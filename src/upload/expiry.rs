@@ -9,9 +9,8 @@
 //! expired upload is reaped once, and an upload that a PATCH has just
 //! extended is left alone.
 
-use super::UploadService;
 use super::model::{Concat, UploadId, UploadInfo, UploadState, now_secs};
-use crate::error::{Error, Result};
+use super::{Error, Result, UploadService};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -39,10 +38,10 @@ impl UploadService {
         Ok(())
     }
 
-    /// The error for an expired upload: 404, or 410 if configured.
+    /// The error for an expired upload: expired, or unknown if so configured.
     pub(super) fn expired_error(&self) -> Error {
         if self.limits.expired_gone {
-            Error::Gone
+            Error::Expired
         } else {
             Error::NotFound
         }
@@ -95,7 +94,7 @@ impl UploadService {
     }
 
     /// Runs the reaper until shutdown, if uploads expire at all.
-    pub fn spawn_reaper(self: &Arc<Self>) -> Option<tokio::task::JoinHandle<()>> {
+    pub(crate) fn spawn_reaper(self: &Arc<Self>) -> Option<tokio::task::JoinHandle<()>> {
         let lifetime = self.limits.expire_after?;
         let every = (lifetime / 10).clamp(Duration::from_secs(1), Duration::from_secs(60));
         let service = self.clone();

@@ -1,4 +1,4 @@
-//! Finishing an upload: receiving → completing → completed (decisions.md 5).
+//! Finishing an upload: receiving → completing → completed.
 //!
 //! Once every byte is acknowledged, the tail goes up as the last part, the
 //! upload moves to `completing`, CompleteMultipartUpload assembles the object
@@ -8,10 +8,10 @@
 //! re-uploading committed bytes. An upload is never reported complete before
 //! its object exists.
 
-use super::UploadService;
-use super::model::{PartRecord, UploadInfo, UploadState};
-use crate::error::{Error, Result};
-use crate::store::{Change, Commit, LockGuard, StoreError};
+use super::model::{PartNumber, PartRecord, UploadInfo, UploadState};
+use super::plan::check_part_list;
+use super::ports::{Change, Commit, LockGuard, StoreError};
+use super::{Error, Result, UploadService};
 
 impl UploadService {
     /// Finishes an upload whose bytes have all arrived. The caller holds its lock.
@@ -67,8 +67,8 @@ impl UploadService {
         };
         let tail_len = info.offset - covered;
         let tail = self.state.read_tail(&info.id, tail_len).await?;
-        let number = u32::try_from(parts.len() + 1)
-            .map_err(|_| Error::Internal("part count overflow".into()))?;
+        let number = PartNumber::at_index(parts.len())
+            .ok_or_else(|| Error::Internal("part count overflow".into()))?;
         let etag = self
             .objects
             .upload_part(&info.object_key, mp, number, tail)
@@ -154,16 +154,19 @@ impl UploadService {
                 .await?;
             return Ok(());
         }
+        check_part_list(parts, &self.limits.parts).map_err(|e| Error::part_list(&e))?;
         match self.objects.complete_multipart(key, mp, parts).await {
             Ok(()) => Ok(()),
             Err(StoreError::NotFound(detail)) => {
                 if self.objects.object_size(key).await? == Some(size) {
                     Ok(())
                 } else {
-                    Err(Error::UploadLost(format!(
-                        "upload {}: multipart upload gone and object missing: {detail}",
-                        info.id
-                    )))
+                    Err(Error::Lost {
+                        detail: format!(
+                            "upload {}: multipart upload gone and object missing: {detail}",
+                            info.id
+                        ),
+                    })
                 }
             }
             Err(e) => Err(e.into()),

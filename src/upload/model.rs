@@ -1,4 +1,7 @@
-//! Domain types of an upload: its id, its record, its state and its parts.
+//! Domain types of an upload: its id, its record, its state and its parts,
+//! and the names the stores give things (object key, multipart upload id,
+//! ETag, part number, lock token), each its own type so none is mistaken
+//! for another and a part number is checked once, where it is made.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -50,7 +53,108 @@ impl From<UploadId> for String {
     }
 }
 
-/// Where an upload is in its life (decisions.md 5).
+/// Declares a newtype over `String` that stores and prints as its text.
+macro_rules! text_type {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            /// Wraps a value the store or the core produced.
+            pub fn new(text: impl Into<String>) -> Self {
+                Self(text.into())
+            }
+
+            /// The value as text.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+text_type!(
+    /// Where an upload's object lives in the bucket: `<prefix><upload id>`.
+    ObjectKey
+);
+text_type!(
+    /// The object store's id of a multipart upload.
+    MultipartId
+);
+text_type!(
+    /// The ETag the object store gave a part, quoted as it sent it.
+    ETag
+);
+text_type!(
+    /// The owner token of a held lock; every commit presents it.
+    LockToken
+);
+
+impl LockToken {
+    /// A fresh random token.
+    pub fn random() -> Self {
+        Self(format!("{:032x}", rand::random::<u128>()))
+    }
+}
+
+/// A part number of a multipart upload: 1..=10000, as S3 allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "u32", into = "u32")]
+pub struct PartNumber(u16);
+
+impl PartNumber {
+    /// The largest part number S3 allows.
+    pub const MAX: u32 = 10_000;
+
+    /// `n` if it is a valid part number.
+    pub fn new(n: u32) -> Option<Self> {
+        (1..=Self::MAX)
+            .contains(&n)
+            .then(|| Self(u16::try_from(n).unwrap_or(u16::MAX)))
+    }
+
+    /// The number of the part at `index` (0-based) of a part list.
+    pub fn at_index(index: usize) -> Option<Self> {
+        u32::try_from(index)
+            .ok()?
+            .checked_add(1)
+            .and_then(Self::new)
+    }
+
+    /// The number as an integer.
+    pub fn get(self) -> u32 {
+        u32::from(self.0)
+    }
+}
+
+impl fmt::Display for PartNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl TryFrom<u32> for PartNumber {
+    type Error = String;
+    fn try_from(n: u32) -> Result<Self, Self::Error> {
+        Self::new(n).ok_or_else(|| format!("part number {n} is outside 1..=10000"))
+    }
+}
+
+impl From<PartNumber> for u32 {
+    fn from(n: PartNumber) -> Self {
+        n.get()
+    }
+}
+
+/// Where an upload is in its life: receiving → completing → completed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum UploadState {
@@ -116,10 +220,10 @@ pub struct UploadInfo {
     /// Content-Type given to the stored object.
     pub content_type: Option<String>,
     /// Object key in the bucket: `<prefix><id>`.
-    pub object_key: String,
+    pub object_key: ObjectKey,
     /// The store's multipart upload id; `None` when no multipart upload is
     /// needed (an empty upload).
-    pub multipart_id: Option<String>,
+    pub multipart_id: Option<MultipartId>,
     pub state: UploadState,
     /// Creation time, seconds since the Unix epoch.
     pub created_at: u64,
@@ -167,8 +271,8 @@ pub fn now_secs() -> u64 {
 /// A part that S3 has acknowledged and the state store has committed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartRecord {
-    pub number: u32,
-    pub etag: String,
+    pub number: PartNumber,
+    pub etag: ETag,
     pub size: u64,
 }
 
@@ -196,5 +300,17 @@ mod tests {
         ] {
             assert_eq!(UploadId::parse(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn part_numbers_are_checked_once() {
+        assert_eq!(PartNumber::new(0), None);
+        assert_eq!(PartNumber::new(10_001), None);
+        assert_eq!(PartNumber::new(10_000).map(PartNumber::get), Some(10_000));
+        assert_eq!(PartNumber::at_index(0).map(PartNumber::get), Some(1));
+        assert_eq!(PartNumber::at_index(10_000), None);
+        let json = serde_json::to_string(&PartNumber::new(7)).expect("json");
+        assert_eq!(json, "7");
+        assert!(serde_json::from_str::<PartNumber>("0").is_err());
     }
 }

@@ -1,4 +1,5 @@
-//! Pure arithmetic of the global part grid (decisions.md 2).
+//! Pure arithmetic of the global part grid, and the rules a part list must
+//! keep before it is completed.
 //!
 //! An upload's part size `P` is fixed when it is created. Part `n` always
 //! covers bytes `[(n-1)·P, n·P)` of the upload, however the client splits its
@@ -8,6 +9,7 @@
 //! pipeline in `append` drives a [`Cutter`] and this module is property-tested
 //! on its own.
 
+use super::model::PartRecord;
 use thiserror::Error;
 
 /// One mebibyte.
@@ -133,6 +135,52 @@ impl Cutter {
         self.position += len;
         piece
     }
+}
+
+/// A part list that breaks the store's multipart rules.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum PartListError {
+    #[error("{count} parts, more than {max}")]
+    TooMany { count: usize, max: u32 },
+    #[error("part {number} at position {position}")]
+    OutOfOrder { number: u32, position: usize },
+    #[error("part {number} is {size} bytes, below the {min}-byte minimum")]
+    TooSmall { number: u32, size: u64, min: u64 },
+}
+
+/// Checks the multipart rules on a part list before it is completed.
+///
+/// Stores accept what AWS rejects (Garage takes a 1 MiB non-last part), so
+/// the core checks the list itself: part numbers ascending from 1 without
+/// gaps, at most `max_parts`, every part but the last at least
+/// `min_part_size`.
+///
+/// # Errors
+/// The first rule broken.
+pub fn check_part_list(parts: &[PartRecord], limits: &PartLimits) -> Result<(), PartListError> {
+    if parts.len() > limits.max_parts as usize {
+        return Err(PartListError::TooMany {
+            count: parts.len(),
+            max: limits.max_parts,
+        });
+    }
+    for (i, part) in parts.iter().enumerate() {
+        let number = part.number.get();
+        if number as usize != i + 1 {
+            return Err(PartListError::OutOfOrder {
+                number,
+                position: i + 1,
+            });
+        }
+        if i + 1 < parts.len() && part.size < limits.min_part_size {
+            return Err(PartListError::TooSmall {
+                number,
+                size: part.size,
+                min: limits.min_part_size,
+            });
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -89,7 +89,10 @@ async fn uploads_concatenation_takeover_and_reaping_work_on_a_cluster() {
         match response.status() {
             StatusCode::NO_CONTENT => break,
             StatusCode::CONFLICT | StatusCode::LOCKED => {
-                assert!(start.elapsed() < partway::app::LOCK_TTL, "no takeover");
+                assert!(
+                    start.elapsed() < partway::config::defaults::LOCK_TTL,
+                    "no takeover"
+                );
             }
             status => panic!("takeover PATCH got {status}"),
         }

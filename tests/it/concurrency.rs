@@ -83,7 +83,7 @@ async fn another_instance_takes_over_a_stalled_upload_without_waiting_out_the_tt
     let took = start.elapsed();
     eprintln!("takeover: {took:?} in {attempts} attempts");
     // A takeover, not the lock's TTL running out.
-    assert!(took < partway::app::LOCK_TTL, "took {took:?}");
+    assert!(took < partway::config::defaults::LOCK_TTL, "took {took:?}");
     drop(tx);
     let _ = stalled.await;
     // Same bucket and prefix: A's view of the object is B's.

@@ -202,7 +202,7 @@ async fn sigterm_under_load_commits_every_patch_in_flight_and_exits() {
     let took = crate::binary::terminate(server).await;
     // Bounded by the shutdown grace period, whatever the clients do.
     assert!(
-        took < partway::server::SHUTDOWN_GRACE + Duration::from_secs(5),
+        took < partway::config::defaults::SHUTDOWN_GRACE + Duration::from_secs(5),
         "exited after {took:?}"
     );
     for (url, bytes, sent, (tx, patch)) in uploads {

@@ -6,7 +6,6 @@ use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use partway::Partway;
 use partway::config::{Backend, Settings};
 use partway::http::HttpConfig;
-use partway::server::serve;
 use partway::store::s3::S3Settings;
 use reqwest::header::HeaderMap;
 use reqwest::{Response, StatusCode};
@@ -127,13 +126,12 @@ impl TestApp {
         let listener = TcpListener::bind(self.addr).await.expect("bind");
         self.addr = listener.local_addr().expect("local addr");
         let (tx, rx) = oneshot::channel::<()>();
-        let router = partway.router();
-        let service = partway.service().clone();
+        let serving = partway.clone();
         self.task = Some(tokio::spawn(async move {
             let stop = async move {
                 let _ = rx.await;
             };
-            serve(listener, router, service, stop).await.expect("serve");
+            serving.serve(listener, stop).await.expect("serve");
         }));
         self.shutdown = Some(tx);
         self.partway = Some(partway);

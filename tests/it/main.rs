@@ -9,6 +9,7 @@ mod clients;
 mod cluster;
 mod concurrency;
 mod conformance;
+mod contract;
 mod extensions;
 mod faults;
 mod helpers;

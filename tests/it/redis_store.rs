@@ -4,11 +4,11 @@
 
 use crate::servers::servers;
 use bytes::Bytes;
-use partway::store::redis::RedisState;
-use partway::store::redis_conn::connect;
-use partway::store::redis_lock::RedisLocker;
-use partway::store::{Change, Commit, CommitError, Locker, StateStore};
-use partway::upload::model::{Concat, UploadId, UploadInfo, UploadState};
+use partway::store::redis::{RedisLocker, RedisState, connect};
+use partway::upload::model::{
+    Concat, LockToken, MultipartId, ObjectKey, UploadId, UploadInfo, UploadState,
+};
+use partway::upload::ports::{Change, Commit, CommitError, Locker, StateStore};
 use std::time::{Duration, Instant};
 
 fn prefix() -> String {
@@ -31,8 +31,8 @@ fn record(id: &UploadId) -> UploadInfo {
         part_size: 10,
         metadata: None,
         content_type: None,
-        object_key: format!("k/{id}"),
-        multipart_id: Some("mp".into()),
+        object_key: ObjectKey::new(format!("k/{id}")),
+        multipart_id: Some(MultipartId::new("mp")),
         state: UploadState::Receiving,
         created_at: 0,
         concat: None,
@@ -77,7 +77,9 @@ async fn commits_are_fenced_by_offset_tail_and_lock_owner() {
         Err(CommitError::Conflict)
     ));
     assert!(matches!(
-        state.commit(&id, "someone-else", append(3, 3, b"x")).await,
+        state
+            .commit(&id, &LockToken::random(), append(3, 3, b"x"))
+            .await,
         Err(CommitError::LockLost)
     ));
     guard.release().await;

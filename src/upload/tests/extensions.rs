@@ -3,8 +3,8 @@
 //! limits shrunk so that many parts fit in a small test.
 
 use super::{PART, body, new_upload, send, service, stored};
-use crate::error::Error;
 use crate::protocol::checksum::{Algorithm, Checksum, digest};
+use crate::upload::Error;
 use crate::upload::model::{UploadId, UploadState};
 use crate::upload::{AppendRequest, NewConcat, NewUpload, TrailerSlot, UploadService, Verify};
 use std::sync::Arc;
@@ -48,7 +48,7 @@ async fn a_checksum_mismatch_commits_nothing_even_after_parts_went_up() {
         )
         .await;
     assert!(
-        matches!(refused, Err(Error::ChecksumMismatch("sha1"))),
+        matches!(refused, Err(Error::ChecksumMismatch { algorithm: "sha1" })),
         "{refused:?}"
     );
     let head = service.head(&info.id).await.expect("head");
@@ -166,7 +166,10 @@ async fn finals_are_assembled_from_partials_of_any_size() {
     );
     // A final takes no PATCH.
     let refused = service.append(&info.id, send(info.offset, b"")).await;
-    assert!(matches!(refused, Err(Error::Forbidden(_))), "{refused:?}");
+    assert!(
+        matches!(refused, Err(Error::FinalIsReadOnly)),
+        "{refused:?}"
+    );
 }
 
 #[tokio::test]
@@ -198,7 +201,7 @@ async fn finals_refuse_unusable_partials() {
                 ..NewUpload::default()
             })
             .await;
-        assert!(matches!(refused, Err(Error::BadRequest(_))), "{refused:?}");
+        assert!(matches!(refused, Err(Error::Concat(_))), "{refused:?}");
     }
 }
 

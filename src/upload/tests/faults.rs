@@ -2,12 +2,10 @@
 //! and a multipart upload that vanished behind partway's back.
 
 use super::{PART, body, new_upload, send, service, stored};
-use crate::error::Error;
-use crate::store::StoreError;
-use crate::store::local::LocalObjects;
-use crate::store::local_lock::LocalLocker;
-use crate::store::local_state::LocalState;
-use crate::upload::model::{self, UploadState};
+use crate::store::local::{LocalLocker, LocalObjects, LocalState};
+use crate::upload::Error;
+use crate::upload::model::{self, ETag, MultipartId, ObjectKey, PartNumber, UploadState};
+use crate::upload::ports::StoreError;
 use crate::upload::{AppendRequest, UploadService, Verify};
 use bytes::Bytes;
 use std::sync::Arc;
@@ -20,7 +18,7 @@ async fn an_upload_whose_multipart_upload_vanished_is_retired_with_404() {
     let info = new_upload(&service, Some(4 * PART)).await;
     // A lifecycle rule (or the store's own cleanup) aborts it behind our back.
     let mp = info.multipart_id.clone().expect("multipart upload");
-    crate::store::ObjectStore::abort_multipart(&objects, &info.object_key, &mp)
+    crate::upload::ports::ObjectStore::abort_multipart(&objects, &info.object_key, &mp)
         .await
         .expect("abort");
     let data = vec![7u8; 2 * PART as usize];
@@ -36,7 +34,7 @@ async fn an_upload_whose_multipart_upload_vanished_is_retired_with_404() {
             },
         )
         .await;
-    assert!(matches!(result, Err(Error::UploadLost(_))), "{result:?}");
+    assert!(matches!(result, Err(Error::Lost { .. })), "{result:?}");
     assert!(matches!(service.head(&info.id).await, Err(Error::NotFound)));
 }
 
@@ -49,28 +47,28 @@ struct FlakyComplete {
 }
 
 #[async_trait::async_trait]
-impl crate::store::ObjectStore for FlakyComplete {
+impl crate::upload::ports::ObjectStore for FlakyComplete {
     async fn create_multipart(
         &self,
-        key: &str,
+        key: &ObjectKey,
         content_type: Option<&str>,
-    ) -> std::result::Result<String, StoreError> {
+    ) -> std::result::Result<MultipartId, StoreError> {
         self.inner.create_multipart(key, content_type).await
     }
     async fn upload_part(
         &self,
-        key: &str,
-        mp: &str,
-        number: u32,
+        key: &ObjectKey,
+        mp: &MultipartId,
+        number: PartNumber,
         body: Bytes,
-    ) -> std::result::Result<String, StoreError> {
+    ) -> std::result::Result<ETag, StoreError> {
         self.parts_uploaded.fetch_add(1, Ordering::SeqCst);
         self.inner.upload_part(key, mp, number, body).await
     }
     async fn complete_multipart(
         &self,
-        key: &str,
-        mp: &str,
+        key: &ObjectKey,
+        mp: &MultipartId,
         parts: &[model::PartRecord],
     ) -> std::result::Result<(), StoreError> {
         let left = self.failures_left.load(Ordering::SeqCst);
@@ -82,40 +80,44 @@ impl crate::store::ObjectStore for FlakyComplete {
         }
         self.inner.complete_multipart(key, mp, parts).await
     }
-    async fn abort_multipart(&self, key: &str, mp: &str) -> std::result::Result<(), StoreError> {
+    async fn abort_multipart(
+        &self,
+        key: &ObjectKey,
+        mp: &MultipartId,
+    ) -> std::result::Result<(), StoreError> {
         self.inner.abort_multipart(key, mp).await
     }
     async fn put_object(
         &self,
-        key: &str,
+        key: &ObjectKey,
         content_type: Option<&str>,
         body: Bytes,
     ) -> std::result::Result<(), StoreError> {
         self.inner.put_object(key, content_type, body).await
     }
-    async fn object_size(&self, key: &str) -> std::result::Result<Option<u64>, StoreError> {
+    async fn object_size(&self, key: &ObjectKey) -> std::result::Result<Option<u64>, StoreError> {
         self.inner.object_size(key).await
     }
-    async fn delete_object(&self, key: &str) -> std::result::Result<(), StoreError> {
+    async fn delete_object(&self, key: &ObjectKey) -> std::result::Result<(), StoreError> {
         self.inner.delete_object(key).await
     }
     async fn upload_part_copy(
         &self,
-        key: &str,
-        mp: &str,
-        number: u32,
-        source: &str,
+        key: &ObjectKey,
+        mp: &MultipartId,
+        number: PartNumber,
+        source: &ObjectKey,
         range: std::ops::Range<u64>,
-    ) -> std::result::Result<String, StoreError> {
+    ) -> std::result::Result<ETag, StoreError> {
         self.inner
             .upload_part_copy(key, mp, number, source, range)
             .await
     }
     async fn get_object(
         &self,
-        key: &str,
+        key: &ObjectKey,
         range: Option<std::ops::Range<u64>>,
-    ) -> std::result::Result<crate::store::ObjectStream, StoreError> {
+    ) -> std::result::Result<crate::upload::ports::ObjectStream, StoreError> {
         self.inner.get_object(key, range).await
     }
 }
@@ -132,10 +134,11 @@ fn flaky_service(
         failures_left: failures.into(),
         parts_uploaded: 0.into(),
     });
+    let locker = LocalLocker::new();
     let service = Arc::new(UploadService::new(
         flaky.clone(),
-        Arc::new(LocalState::new(dir)),
-        Arc::new(LocalLocker::new()),
+        Arc::new(LocalState::new(dir, &locker)),
+        Arc::new(locker),
         reference.limits().clone(),
         "",
     ));
@@ -150,13 +153,16 @@ async fn a_failed_complete_is_retried_by_the_next_head_or_patch() {
     let info = new_upload(&service, Some(2500)).await;
     // The last PATCH gets every byte in, but Complete fails: 503.
     let first = service.append(&info.id, send(0, &data)).await;
-    assert!(matches!(first, Err(Error::Unavailable(_))), "{first:?}");
+    assert!(
+        matches!(first, Err(Error::Store(StoreError::Unavailable(_)))),
+        "{first:?}"
+    );
     let uploaded = flaky.parts_uploaded.load(Ordering::SeqCst);
     assert_eq!(uploaded, 3, "two full parts and the last one");
     // HEAD tries again, fails again: 423, never "complete" without an object.
     assert!(matches!(
         service.head(&info.id).await,
-        Err(Error::Locked(_))
+        Err(Error::Finishing)
     ));
     assert_eq!(
         objects.path_of(&info.object_key).map(|p| p.exists()),

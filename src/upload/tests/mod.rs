@@ -3,12 +3,13 @@
 //! the multipart rules (minimum size of every part but the last, contiguous
 //! part numbers, matching ETags), so a pipeline that cut parts wrongly fails.
 
+use super::model::{UploadInfo, UploadState};
+use super::plan::PartLimits;
 use super::*;
-use crate::store::local::LocalObjects;
-use crate::store::local_lock::LocalLocker;
-use crate::store::local_state::LocalState;
+use crate::store::local::{LocalLocker, LocalObjects, LocalState};
 use bytes::Bytes;
 use proptest::prelude::*;
+use std::time::Duration;
 
 mod extensions;
 mod faults;
@@ -38,10 +39,11 @@ pub(super) fn service(dir: &std::path::Path) -> (Arc<UploadService>, LocalObject
         budget_wait: Duration::from_secs(5),
         max_active_appends: 64,
     };
+    let locker = LocalLocker::new();
     let service = UploadService::new(
         Arc::new(objects.clone()),
-        Arc::new(LocalState::new(dir)),
-        Arc::new(LocalLocker::new()),
+        Arc::new(LocalState::new(dir, &locker)),
+        Arc::new(locker),
         limits,
         "",
     );
@@ -228,7 +230,7 @@ async fn a_completed_upload_accepts_an_empty_patch_and_refuses_more() {
     assert_eq!(again.offset, 3);
     assert!(matches!(
         service.append(&info.id, send(3, b"d")).await,
-        Err(Error::TooLarge(_))
+        Err(Error::SizeExceeded(_))
     ));
     assert!(matches!(
         service.append(&info.id, send(0, b"abc")).await,
@@ -289,7 +291,7 @@ async fn a_refused_patch_does_not_declare_its_length() {
     };
     assert!(matches!(
         service.append(&info.id, too_long).await,
-        Err(Error::TooLarge(_))
+        Err(Error::SizeExceeded(_))
     ));
     assert_eq!(service.head(&info.id).await.expect("head").length, None);
 }

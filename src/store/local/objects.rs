@@ -7,9 +7,9 @@
 //! abort or a completion. Layout under the root:
 //! `multipart/<id>/<n>` (parts), `multipart/<id>/<n>.etag`, `objects/<key>`.
 
-use super::{ObjectStore, ObjectStream, StoreError, check_part_list};
-use crate::upload::model::PartRecord;
-use crate::upload::plan::PartLimits;
+use crate::upload::model::{ETag, MultipartId, ObjectKey, PartNumber, PartRecord};
+use crate::upload::plan::{PartLimits, check_part_list};
+use crate::upload::ports::{ObjectStore, ObjectStream, StoreError};
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::TryStreamExt;
@@ -48,6 +48,19 @@ pub(crate) async fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()
     fs::rename(&tmp, path).await
 }
 
+/// Gives the part `number` just written under `dir` a fresh ETag, as S3
+/// gives every upload of a part a new one.
+async fn new_etag(dir: &Path, number: PartNumber) -> Result<ETag, StoreError> {
+    let etag = ETag::new(format!("{:016x}", rand::random::<u64>()));
+    write_atomic(
+        &dir.join(format!("{number}.etag")),
+        etag.as_str().as_bytes(),
+    )
+    .await
+    .map_err(|e| io_err("write part", e))?;
+    Ok(etag)
+}
+
 impl LocalObjects {
     /// Objects under `root`, with multipart rules from `limits`.
     pub fn new(root: impl Into<PathBuf>, limits: PartLimits) -> Self {
@@ -57,7 +70,8 @@ impl LocalObjects {
         }
     }
 
-    fn object_path(&self, key: &str) -> Result<PathBuf, StoreError> {
+    fn object_path(&self, key: &ObjectKey) -> Result<PathBuf, StoreError> {
+        let key = key.as_str();
         let safe = !key.is_empty()
             && key
                 .split('/')
@@ -68,7 +82,8 @@ impl LocalObjects {
         Ok(self.root.join("objects").join(key))
     }
 
-    fn upload_dir(&self, multipart_id: &str) -> Result<PathBuf, StoreError> {
+    fn upload_dir(&self, multipart_id: &MultipartId) -> Result<PathBuf, StoreError> {
+        let multipart_id = multipart_id.as_str();
         if multipart_id.is_empty() || !multipart_id.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(StoreError::NotFound(format!(
                 "no such upload {multipart_id:?}"
@@ -77,7 +92,7 @@ impl LocalObjects {
         Ok(self.root.join("multipart").join(multipart_id))
     }
 
-    async fn existing_upload(&self, multipart_id: &str) -> Result<PathBuf, StoreError> {
+    async fn existing_upload(&self, multipart_id: &MultipartId) -> Result<PathBuf, StoreError> {
         let dir = self.upload_dir(multipart_id)?;
         match fs::metadata(&dir).await {
             Ok(m) if m.is_dir() => Ok(dir),
@@ -88,7 +103,7 @@ impl LocalObjects {
     }
 
     /// Path of a finished object, for tests and the embedded default's users.
-    pub fn path_of(&self, key: &str) -> Option<PathBuf> {
+    pub fn path_of(&self, key: &ObjectKey) -> Option<PathBuf> {
         self.object_path(key).ok()
     }
 }
@@ -97,16 +112,16 @@ impl LocalObjects {
 impl ObjectStore for LocalObjects {
     async fn create_multipart(
         &self,
-        key: &str,
+        key: &ObjectKey,
         _content_type: Option<&str>,
-    ) -> Result<String, StoreError> {
+    ) -> Result<MultipartId, StoreError> {
         self.object_path(key)?;
-        let id = format!("{:032x}", rand::random::<u128>());
+        let id = MultipartId::new(format!("{:032x}", rand::random::<u128>()));
         let dir = self.upload_dir(&id)?;
         fs::create_dir_all(&dir)
             .await
             .map_err(|e| io_err("create multipart", e))?;
-        write_atomic(&dir.join("key"), key.as_bytes())
+        write_atomic(&dir.join("key"), key.as_str().as_bytes())
             .await
             .map_err(|e| io_err("create multipart", e))?;
         Ok(id)
@@ -114,34 +129,30 @@ impl ObjectStore for LocalObjects {
 
     async fn upload_part(
         &self,
-        _key: &str,
-        multipart_id: &str,
-        number: u32,
+        _key: &ObjectKey,
+        multipart_id: &MultipartId,
+        number: PartNumber,
         body: Bytes,
-    ) -> Result<String, StoreError> {
+    ) -> Result<ETag, StoreError> {
         self.check_part(number, body.len() as u64)?;
         let dir = self.existing_upload(multipart_id).await?;
-        let etag = format!("{:016x}", rand::random::<u64>());
         write_atomic(&dir.join(number.to_string()), &body)
             .await
             .map_err(|e| io_err("upload part", e))?;
-        write_atomic(&dir.join(format!("{number}.etag")), etag.as_bytes())
-            .await
-            .map_err(|e| io_err("upload part", e))?;
-        Ok(etag)
+        new_etag(&dir, number).await
     }
 
     async fn complete_multipart(
         &self,
-        key: &str,
-        multipart_id: &str,
+        key: &ObjectKey,
+        multipart_id: &MultipartId,
         parts: &[PartRecord],
     ) -> Result<(), StoreError> {
         let dir = self.existing_upload(multipart_id).await?;
         if parts.is_empty() {
             return Err(StoreError::Other("complete with no parts".into()));
         }
-        check_part_list(parts, &self.limits).map_err(StoreError::Other)?;
+        check_part_list(parts, &self.limits).map_err(|e| StoreError::Other(e.to_string()))?;
         for part in parts {
             let stored = fs::read_to_string(dir.join(format!("{}.etag", part.number)))
                 .await
@@ -150,7 +161,7 @@ impl ObjectStore for LocalObjects {
                 .await
                 .map_err(|e| io_err("complete: missing part", e))?
                 .len();
-            if stored != part.etag || size != part.size {
+            if stored != part.etag.as_str() || size != part.size {
                 return Err(StoreError::Other(format!(
                     "part {} does not match (InvalidPart)",
                     part.number
@@ -186,7 +197,11 @@ impl ObjectStore for LocalObjects {
         Ok(())
     }
 
-    async fn abort_multipart(&self, _key: &str, multipart_id: &str) -> Result<(), StoreError> {
+    async fn abort_multipart(
+        &self,
+        _key: &ObjectKey,
+        multipart_id: &MultipartId,
+    ) -> Result<(), StoreError> {
         let dir = self.upload_dir(multipart_id)?;
         match fs::remove_dir_all(&dir).await {
             Ok(()) => Ok(()),
@@ -197,7 +212,7 @@ impl ObjectStore for LocalObjects {
 
     async fn put_object(
         &self,
-        key: &str,
+        key: &ObjectKey,
         _content_type: Option<&str>,
         body: Bytes,
     ) -> Result<(), StoreError> {
@@ -206,7 +221,7 @@ impl ObjectStore for LocalObjects {
             .map_err(|e| io_err("put object", e))
     }
 
-    async fn object_size(&self, key: &str) -> Result<Option<u64>, StoreError> {
+    async fn object_size(&self, key: &ObjectKey) -> Result<Option<u64>, StoreError> {
         match fs::metadata(self.object_path(key)?).await {
             Ok(m) => Ok(Some(m.len())),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
@@ -214,7 +229,7 @@ impl ObjectStore for LocalObjects {
         }
     }
 
-    async fn delete_object(&self, key: &str) -> Result<(), StoreError> {
+    async fn delete_object(&self, key: &ObjectKey) -> Result<(), StoreError> {
         match fs::remove_file(self.object_path(key)?).await {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
@@ -224,12 +239,12 @@ impl ObjectStore for LocalObjects {
 
     async fn upload_part_copy(
         &self,
-        _key: &str,
-        multipart_id: &str,
-        number: u32,
-        source_key: &str,
+        _key: &ObjectKey,
+        multipart_id: &MultipartId,
+        number: PartNumber,
+        source_key: &ObjectKey,
         range: Range<u64>,
-    ) -> Result<String, StoreError> {
+    ) -> Result<ETag, StoreError> {
         self.check_part(number, range.end - range.start)?;
         let dir = self.existing_upload(multipart_id).await?;
         let source = self.open_range(source_key, range.clone()).await?;
@@ -249,16 +264,12 @@ impl ObjectStore for LocalObjects {
                 "copy part {number}: source {source_key} is too short"
             )));
         }
-        let etag = format!("{:016x}", rand::random::<u64>());
-        write_atomic(&dir.join(format!("{number}.etag")), etag.as_bytes())
-            .await
-            .map_err(|e| io_err("copy part", e))?;
-        Ok(etag)
+        new_etag(&dir, number).await
     }
 
     async fn get_object(
         &self,
-        key: &str,
+        key: &ObjectKey,
         range: Option<Range<u64>>,
     ) -> Result<ObjectStream, StoreError> {
         let range = range.unwrap_or(0..u64::MAX);
@@ -272,9 +283,10 @@ impl ObjectStore for LocalObjects {
 }
 
 impl LocalObjects {
-    /// S3's rules for one part: its number and its size.
-    fn check_part(&self, number: u32, size: u64) -> Result<(), StoreError> {
-        if number == 0 || number > self.limits.max_parts {
+    /// S3's rules for one part: its number (within this store's limit; the
+    /// type already keeps it in 1..=10000) and its size.
+    fn check_part(&self, number: PartNumber, size: u64) -> Result<(), StoreError> {
+        if number.get() > self.limits.max_parts {
             return Err(StoreError::Other(format!("invalid part number {number}")));
         }
         if size > self.limits.max_part_size {
@@ -284,7 +296,7 @@ impl LocalObjects {
     }
 
     /// An object's file, positioned at `range.start`.
-    async fn open_range(&self, key: &str, range: Range<u64>) -> Result<fs::File, StoreError> {
+    async fn open_range(&self, key: &ObjectKey, range: Range<u64>) -> Result<fs::File, StoreError> {
         let mut file = fs::File::open(self.object_path(key)?)
             .await
             .map_err(|e| io_err("open object", e))?;
@@ -309,13 +321,27 @@ mod tests {
         }
     }
 
-    async fn upload(store: &LocalObjects, mp: &str, n: u32, data: &'static [u8]) -> PartRecord {
+    fn n(number: u32) -> PartNumber {
+        PartNumber::new(number).expect("part number")
+    }
+
+    async fn upload(
+        store: &LocalObjects,
+        mp: &MultipartId,
+        number: u32,
+        data: &'static [u8],
+    ) -> PartRecord {
         let etag = store
-            .upload_part("k", mp, n, Bytes::from_static(data))
+            .upload_part(
+                &ObjectKey::new("k"),
+                mp,
+                n(number),
+                Bytes::from_static(data),
+            )
             .await
             .expect("part");
         PartRecord {
-            number: n,
+            number: n(number),
             etag,
             size: data.len() as u64,
         }
@@ -325,32 +351,33 @@ mod tests {
     async fn completes_in_order_and_enforces_rules() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = LocalObjects::new(dir.path(), limits());
-        let mp = store.create_multipart("a/k", None).await.expect("create");
+        let key = ObjectKey::new("a/k");
+        let mp = store.create_multipart(&key, None).await.expect("create");
         let p1 = upload(&store, &mp, 1, b"abc").await;
         let p2 = upload(&store, &mp, 2, b"de").await;
         let err = store
-            .complete_multipart("a/k", &mp, &[p1, p2.clone()])
+            .complete_multipart(&key, &mp, &[p1, p2.clone()])
             .await
             .expect_err("3-byte non-last part is below the minimum");
         assert!(err.to_string().contains("minimum"), "{err}");
         let p1 = upload(&store, &mp, 1, b"abcd").await;
         let stale = PartRecord {
-            etag: "bogus".into(),
+            etag: ETag::new("bogus"),
             ..p2.clone()
         };
         assert!(
             store
-                .complete_multipart("a/k", &mp, &[p1.clone(), stale])
+                .complete_multipart(&key, &mp, &[p1.clone(), stale])
                 .await
                 .is_err()
         );
         store
-            .complete_multipart("a/k", &mp, &[p1, p2])
+            .complete_multipart(&key, &mp, &[p1, p2])
             .await
             .expect("complete");
-        assert_eq!(store.object_size("a/k").await.expect("size"), Some(6));
+        assert_eq!(store.object_size(&key).await.expect("size"), Some(6));
         assert!(matches!(
-            store.upload_part("a/k", &mp, 3, Bytes::new()).await,
+            store.upload_part(&key, &mp, n(3), Bytes::new()).await,
             Err(StoreError::NotFound(_))
         ));
     }
@@ -359,12 +386,17 @@ mod tests {
     async fn refuses_bad_part_numbers_and_keys() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = LocalObjects::new(dir.path(), limits());
-        let mp = store.create_multipart("k", None).await.expect("create");
-        for n in [0, 11] {
-            assert!(store.upload_part("k", &mp, n, Bytes::new()).await.is_err());
-        }
-        assert!(store.create_multipart("../escape", None).await.is_err());
-        store.abort_multipart("k", &mp).await.expect("abort");
-        store.abort_multipart("k", &mp).await.expect("abort twice");
+        let key = ObjectKey::new("k");
+        let mp = store.create_multipart(&key, None).await.expect("create");
+        assert!(
+            store
+                .upload_part(&key, &mp, n(11), Bytes::new())
+                .await
+                .is_err()
+        );
+        let escape = ObjectKey::new("../escape");
+        assert!(store.create_multipart(&escape, None).await.is_err());
+        store.abort_multipart(&key, &mp).await.expect("abort");
+        store.abort_multipart(&key, &mp).await.expect("abort twice");
     }
 }

@@ -1,8 +1,9 @@
 //! The embedded state store: upload records, parts and tails as local files.
 //!
-//! Used with [`super::local::LocalObjects`] when no Redis is configured. State
-//! survives a restart; it serves one partway process only (the in-process
-//! [`super::local_lock::LocalLocker`] is its lock). Per upload, under
+//! Used with [`super::LocalObjects`] when no Redis is configured. State
+//! survives a restart; it serves one partway process only, whose
+//! [`super::LocalLocker`] fences every commit: only the holder of an
+//! upload's lock moves it. Per upload, under
 //! `state/`: `<id>.json` (the record, replaced atomically), `<id>.parts`
 //! (one JSON line per committed part; a later line for the same number wins)
 //! and `<id>.tail`.
@@ -12,9 +13,10 @@
 //! commit expects holds unacknowledged bytes from an interrupted write and is
 //! truncated; a shorter one is a conflict.
 
-use super::local::write_atomic;
-use super::{Change, Commit, CommitError, StateStore, StoreError};
-use crate::upload::model::{PartRecord, UploadId, UploadInfo};
+use super::lock::LocalLocker;
+use super::objects::write_atomic;
+use crate::upload::model::{LockToken, PartRecord, UploadId, UploadInfo};
+use crate::upload::ports::{Change, Commit, CommitError, StateStore, StoreError};
 use async_trait::async_trait;
 use bytes::Bytes;
 use std::collections::BTreeMap;
@@ -28,6 +30,8 @@ use tokio::sync::Mutex;
 #[derive(Debug)]
 pub struct LocalState {
     root: PathBuf,
+    /// The locks whose holders alone may commit.
+    locks: LocalLocker,
     /// Serialises commits; one process owns the directory.
     write: Mutex<()>,
 }
@@ -37,10 +41,11 @@ fn other(context: &str, e: impl std::fmt::Display) -> StoreError {
 }
 
 impl LocalState {
-    /// State under `root`.
-    pub fn new(root: impl Into<PathBuf>) -> Self {
+    /// State under `root`, its commits fenced by the locks of `locks`.
+    pub fn new(root: impl Into<PathBuf>, locks: &LocalLocker) -> Self {
         Self {
             root: root.into(),
+            locks: locks.clone(),
             write: Mutex::new(()),
         }
     }
@@ -154,10 +159,13 @@ impl StateStore for LocalState {
     async fn commit(
         &self,
         id: &UploadId,
-        _lock_token: &str,
+        lock_token: &LockToken,
         commit: Commit,
     ) -> Result<(), CommitError> {
         let _w = self.write.lock().await;
+        if !self.locks.holds(id, lock_token) {
+            return Err(CommitError::LockLost);
+        }
         let mut info = self.get(id).await?.ok_or(CommitError::NotFound)?;
         if info.offset != commit.expected_offset {
             return Err(CommitError::Conflict);

@@ -2,11 +2,11 @@
 //!
 //! A request that wants a held upload asks the holder to let go (its guard's
 //! stop signal is cancelled), then waits for the release; the holder commits
-//! what it has and unlocks. This is the "release request" of decisions.md 6,
-//! within one process.
+//! what it has and unlocks: the "release request" that lets a client that
+//! reconnects resume at once, within one process.
 
-use super::{LockError, LockGuard, LockRelease, Locker};
-use crate::upload::model::UploadId;
+use crate::upload::model::{LockToken, UploadId};
+use crate::upload::ports::{LockError, LockGuard, LockRelease, Locker};
 use async_trait::async_trait;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 #[derive(Debug)]
 struct Held {
-    token: String,
+    token: LockToken,
     stop: CancellationToken,
     released: Arc<Notify>,
 }
@@ -36,12 +36,18 @@ impl LocalLocker {
         Self::default()
     }
 
+    /// Whether `token` holds the lock on `id` right now.
+    pub fn holds(&self, id: &UploadId, token: &LockToken) -> bool {
+        let held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
+        held.get(id).is_some_and(|h| &h.token == token)
+    }
+
     fn try_take(&self, id: &UploadId) -> Result<LockGuard, (CancellationToken, Arc<Notify>)> {
         let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(h) = held.get(id) {
             return Err((h.stop.clone(), h.released.clone()));
         }
-        let token = format!("{:032x}", rand::random::<u128>());
+        let token = LockToken::random();
         let stop = CancellationToken::new();
         held.insert(
             id.clone(),
@@ -63,7 +69,7 @@ impl LocalLocker {
 struct Release {
     table: Table,
     id: UploadId,
-    token: String,
+    token: LockToken,
 }
 
 #[async_trait]

@@ -1,12 +1,13 @@
-//! The part buffer a PATCH fills as its body streams in (see `append`).
+//! The part-buffering stage of a PATCH: the one buffer a part is built in as
+//! the body streams, and its share of the global buffer budget.
 
-use crate::error::{Error, Result};
+use super::super::{Error, Result, UploadService};
 use bytes::{Bytes, BytesMut};
 use tokio::sync::OwnedSemaphorePermit;
 
 /// The part buffer being filled by a PATCH.
 #[derive(Default)]
-pub(super) struct Filling {
+pub(super) struct PartBuffer {
     pub bytes: BytesMut,
     /// Its share of the global budget, taken when the buffer is started.
     pub budget: Option<OwnedSemaphorePermit>,
@@ -16,7 +17,17 @@ pub(super) struct Filling {
     pub placeholder: usize,
 }
 
-impl Filling {
+impl PartBuffer {
+    /// Whether a part is being built (its budget share is taken).
+    pub(super) fn is_started(&self) -> bool {
+        self.budget.is_some()
+    }
+
+    /// New bytes of this request in the buffer (the stored tail excluded).
+    pub(super) fn new_bytes(&self) -> u64 {
+        (self.bytes.len() - self.placeholder) as u64
+    }
+
     /// Allocates for `expected` new bytes, behind room for `tail` bytes.
     pub(super) fn start(&mut self, expected: u64, tail: u64) {
         self.placeholder = usize::try_from(tail).unwrap_or(0);
@@ -28,7 +39,11 @@ impl Filling {
     /// Puts the stored tail in its room.
     pub(super) fn fill_placeholder(&mut self, tail: &[u8]) -> Result<()> {
         if tail.len() != self.placeholder {
-            return Err(Error::Internal("tail length changed".into()));
+            return Err(Error::Internal(format!(
+                "the stored tail has {} bytes, {} expected",
+                tail.len(),
+                self.placeholder
+            )));
         }
         self.bytes[..self.placeholder].copy_from_slice(tail);
         self.placeholder = 0;
@@ -46,5 +61,21 @@ impl Filling {
     /// budget share.
     pub(super) fn into_new_bytes(mut self) -> (BytesMut, Option<OwnedSemaphorePermit>) {
         (self.bytes.split_off(self.placeholder), self.budget)
+    }
+}
+
+impl UploadService {
+    /// Waits a bounded time for room in the global buffer budget for one
+    /// part; `None` when there is none (the PATCH then stops, keeps what it
+    /// has and is refused with [`Error::BufferFull`]).
+    pub(super) async fn reserve(&self, part_size: u64) -> Option<OwnedSemaphorePermit> {
+        let kib = u32::try_from(part_size.div_ceil(1024))
+            .unwrap_or(u32::MAX)
+            .min(self.limits.buffer_budget_kib);
+        let acquire = self.budget.clone().acquire_many_owned(kib);
+        match tokio::time::timeout(self.limits.budget_wait, acquire).await {
+            Ok(Ok(permit)) => Some(permit),
+            Ok(Err(_)) | Err(_) => None,
+        }
     }
 }

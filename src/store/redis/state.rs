@@ -1,65 +1,19 @@
-//! The production state store: one Redis hash per upload, plus its tail.
-//!
-//! Keys, with the configured prefix and the upload id as a hash tag so that
-//! every key of an upload lives on one Redis Cluster slot and one Lua script
-//! can touch them all:
-//! - `<prefix>{<id>}:info`: hash with `info` (the fixed fields as JSON),
-//!   `offset`, `length` (empty while deferred), `state`, and one `p:<n>` field
-//!   per committed part (`<size> <etag>`);
-//! - `<prefix>{<id>}:tail`: the bytes past the last full part (decisions.md 3);
-//! - `<prefix>{<id>}:lock`: the owner token of the upload's lock;
-//! - `<prefix>expiry`: a sorted set of upload ids by expiry time, read by the
-//!   reaper. It is written in its own commands, never inside a per-upload
-//!   script, so the scripts stay on one Cluster slot. It is written before
-//!   the record it indexes, so a crash leaves at most an entry the reaper
-//!   finds without a record and drops.
-//!
-//! HEAD is one HMGET. Every commit is one Lua script that checks the lock
-//! owner, the offset and the tail length before it changes anything.
+//! Upload records, parts and tails in Redis (the key layout is in the
+//! module above), each commit one Lua script.
 
-use super::redis_conn::RedisConn;
-use super::{Change, Commit, CommitError, StateStore, StoreError};
-use crate::upload::model::{Concat, PartRecord, UploadId, UploadInfo, UploadState};
+use super::conn::RedisConn;
+use super::{GONE_TTL_SECS, Keys, store_error};
+use crate::upload::model::{
+    Concat, ETag, LockToken, MultipartId, ObjectKey, PartNumber, PartRecord, UploadId, UploadInfo,
+    UploadState,
+};
+use crate::upload::ports::{Change, Commit, CommitError, StateStore, StoreError};
 use async_trait::async_trait;
 use bytes::Bytes;
 use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::LazyLock;
-
-/// Keys of one upload.
-#[derive(Debug, Clone)]
-pub struct Keys {
-    pub info: String,
-    pub tail: String,
-    pub lock: String,
-    /// Set for a while after the reaper removed an expired upload.
-    pub gone: String,
-}
-
-/// How long an expired upload is remembered, to answer 410 Gone.
-const GONE_TTL_SECS: u64 = 7 * 24 * 3600;
-
-impl Keys {
-    /// The keys of upload `id` under `prefix`.
-    pub fn new(prefix: &str, id: &UploadId) -> Self {
-        Self {
-            info: format!("{prefix}{{{id}}}:info"),
-            tail: format!("{prefix}{{{id}}}:tail"),
-            lock: format!("{prefix}{{{id}}}:lock"),
-            gone: format!("{prefix}{{{id}}}:gone"),
-        }
-    }
-}
-
-/// Maps a Redis failure: connection trouble is retryable, the rest is not.
-pub fn store_error(e: redis::RedisError) -> StoreError {
-    if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal() {
-        StoreError::Unavailable(format!("redis: {e}"))
-    } else {
-        StoreError::Other(format!("redis: {e}"))
-    }
-}
 
 /// The fields of a record that never change after creation.
 #[derive(Debug, Serialize, Deserialize)]
@@ -68,55 +22,82 @@ struct Fixed {
     part_size: u64,
     metadata: Option<String>,
     content_type: Option<String>,
-    object_key: String,
-    multipart_id: Option<String>,
+    object_key: ObjectKey,
+    multipart_id: Option<MultipartId>,
     created_at: u64,
     #[serde(default)]
     concat: Option<Concat>,
 }
 
-const COMMIT: &str = r"
-if redis.call('GET', KEYS[3]) ~= ARGV[1] then return 'LOCK' end
-local offset = redis.call('HGET', KEYS[1], 'offset')
-if not offset then return 'GONE' end
-if offset ~= ARGV[2] then return 'CONFLICT' end
-if redis.call('STRLEN', KEYS[2]) ~= tonumber(ARGV[3]) then return 'CONFLICT' end
-local kind = ARGV[5]
-if kind == 'append' then
-  redis.call('APPEND', KEYS[2], ARGV[6])
-elseif kind == 'part' then
-  redis.call('HSET', KEYS[1], 'p:' .. ARGV[6], ARGV[7])
-  if ARGV[8] == '1' then redis.call('DEL', KEYS[2]) end
-elseif kind == 'length' then
-  redis.call('HSET', KEYS[1], 'length', ARGV[6])
-elseif kind == 'state' then
-  redis.call('HSET', KEYS[1], 'state', ARGV[6])
-else
-  return redis.error_reply('unknown change ' .. kind)
-end
-redis.call('HSET', KEYS[1], 'offset', ARGV[4])
-return 'OK'
-";
+/// Loads a script with the commit guard in front of its change.
+macro_rules! commit_script {
+    ($change:literal) => {
+        LazyLock::new(|| {
+            redis::Script::new(concat!(
+                include_str!("lua/commit_guard.lua"),
+                include_str!($change)
+            ))
+        })
+    };
+}
 
-static COMMIT_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(COMMIT));
+static COMMIT_APPEND: LazyLock<redis::Script> = commit_script!("lua/commit_append.lua");
+static COMMIT_PART: LazyLock<redis::Script> = commit_script!("lua/commit_part.lua");
+static COMMIT_FIELD: LazyLock<redis::Script> = commit_script!("lua/commit_field.lua");
+static CREATE_SCRIPT: LazyLock<redis::Script> =
+    LazyLock::new(|| redis::Script::new(include_str!("lua/create.lua")));
+static EXPIRES_SCRIPT: LazyLock<redis::Script> =
+    LazyLock::new(|| redis::Script::new(include_str!("lua/expires.lua")));
 
-/// Writes a new record in one step, or nothing if the id exists.
-const CREATE: &str = r"
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV))
-return 1
-";
+/// The script of a commit: the guard's arguments, then the change's own.
+fn commit_call(
+    keys: &Keys,
+    token: &LockToken,
+    commit: &Commit,
+) -> redis::ScriptInvocation<'static> {
+    let script: &'static redis::Script = match &commit.change {
+        Change::AppendTail(_) => &COMMIT_APPEND,
+        Change::Part { .. } => &COMMIT_PART,
+        Change::SetLength(_) | Change::SetState(_) => &COMMIT_FIELD,
+    };
+    let mut call = script.prepare_invoke();
+    call.key(&keys.info)
+        .key(&keys.tail)
+        .key(&keys.lock)
+        .arg(token.as_str())
+        .arg(commit.expected_offset.to_string())
+        .arg(commit.expected_tail_len.to_string())
+        .arg(commit.new_offset.to_string());
+    match &commit.change {
+        Change::AppendTail(data) => call.arg(data.as_ref()),
+        Change::Part {
+            record,
+            consumes_tail,
+        } => call
+            .arg(record.number.get())
+            .arg(format!("{} {}", record.size, record.etag))
+            .arg(if *consumes_tail { "1" } else { "0" }),
+        Change::SetLength(length) => call.arg("length").arg(length.to_string()),
+        Change::SetState(state) => call.arg("state").arg(state.as_str()),
+    };
+    call
+}
 
-static CREATE_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(CREATE));
-
-/// Sets the `expires` field of a record that still exists.
-const EXPIRES: &str = r"
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('HSET', KEYS[1], 'expires', ARGV[1])
-return 1
-";
-
-static EXPIRES_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(EXPIRES));
+/// A committed part as stored: field `p:<n>`, value `<size> <etag>`.
+fn decode_part(id: &UploadId, field: &str, value: &str) -> Result<PartRecord, StoreError> {
+    let bad = || StoreError::Other(format!("corrupt record {id}: part field {field:?}"));
+    let number = field
+        .strip_prefix("p:")
+        .and_then(|n| n.parse().ok())
+        .and_then(PartNumber::new)
+        .ok_or_else(bad)?;
+    let (size, etag) = value.split_once(' ').ok_or_else(bad)?;
+    Ok(PartRecord {
+        number,
+        etag: ETag::new(etag),
+        size: size.parse().map_err(|_| bad())?,
+    })
+}
 
 /// Upload state in Redis.
 #[derive(Clone)]
@@ -247,16 +228,9 @@ impl StateStore for RedisState {
             .map_err(store_error)?;
         let mut parts = all
             .iter()
-            .filter_map(|(field, value)| {
-                let number = field.strip_prefix("p:")?.parse().ok()?;
-                let (size, etag) = value.split_once(' ')?;
-                Some(PartRecord {
-                    number,
-                    etag: etag.to_owned(),
-                    size: size.parse().ok()?,
-                })
-            })
-            .collect::<Vec<_>>();
+            .filter(|(field, _)| field.starts_with("p:"))
+            .map(|(field, value)| decode_part(id, field, value))
+            .collect::<Result<Vec<_>, _>>()?;
         parts.sort_by_key(|p| p.number);
         Ok(parts)
     }
@@ -284,31 +258,10 @@ impl StateStore for RedisState {
     async fn commit(
         &self,
         id: &UploadId,
-        lock_token: &str,
+        lock_token: &LockToken,
         commit: Commit,
     ) -> Result<(), CommitError> {
-        let keys = self.keys(id);
-        let mut call = COMMIT_SCRIPT.prepare_invoke();
-        call.key(&keys.info)
-            .key(&keys.tail)
-            .key(&keys.lock)
-            .arg(lock_token)
-            .arg(commit.expected_offset.to_string())
-            .arg(commit.expected_tail_len.to_string())
-            .arg(commit.new_offset.to_string());
-        match &commit.change {
-            Change::AppendTail(data) => call.arg("append").arg(data.as_ref()),
-            Change::Part {
-                record,
-                consumes_tail,
-            } => call
-                .arg("part")
-                .arg(record.number)
-                .arg(format!("{} {}", record.size, record.etag))
-                .arg(if *consumes_tail { "1" } else { "0" }),
-            Change::SetLength(length) => call.arg("length").arg(length.to_string()),
-            Change::SetState(state) => call.arg("state").arg(state.as_str()),
-        };
+        let call = commit_call(&self.keys(id), lock_token, &commit);
         let outcome: String = call
             .invoke_async(&mut self.conn.clone())
             .await
@@ -317,7 +270,10 @@ impl StateStore for RedisState {
             "OK" => Ok(()),
             "LOCK" => Err(CommitError::LockLost),
             "GONE" => Err(CommitError::NotFound),
-            _ => Err(CommitError::Conflict),
+            "CONFLICT" => Err(CommitError::Conflict),
+            other => Err(CommitError::Store(StoreError::Other(format!(
+                "commit of {id}: unexpected reply {other:?}"
+            )))),
         }
     }
 

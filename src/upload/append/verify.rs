@@ -1,14 +1,17 @@
-//! Checksums of a request body (the checksum and checksum-trailer extensions).
+//! The checksum-verdict stage of a PATCH (the checksum and checksum-trailer
+//! extensions).
 //!
 //! A PATCH that carries a checksum is hashed as it streams. Its parts still go
 //! up to S3 while it is read, but none of them, and none of its tail bytes, is
 //! committed until the whole body has arrived and its digest matches: a part
 //! that reached S3 and was never committed is simply overwritten by the next
-//! upload of that part number (decisions.md 2 and 4). A checksum announced as
+//! upload of that part number, since part numbers follow offsets. A checksum
+//! announced as
 //! a trailer (`Trailer: Upload-Checksum`) is only known at the end, so such a
 //! body is hashed with every supported algorithm.
 
-use crate::error::{Error, Result};
+use super::super::{Error, Result, TrailerProblem};
+use super::read::Ended;
 use crate::protocol::checksum::{ALGORITHMS, Checksum, ChecksumError, Hasher};
 use std::sync::{Arc, Mutex};
 
@@ -65,8 +68,8 @@ impl Verifier {
     /// Compares the digest of the whole body with the expected one.
     ///
     /// # Errors
-    /// 460 on a mismatch; 400 when an announced trailer did not come or is
-    /// malformed.
+    /// [`Error::ChecksumMismatch`]; [`Error::ChecksumTrailer`] when an
+    /// announced trailer did not come or is malformed.
     pub(super) fn verdict(self) -> Result<()> {
         let expected = match self.expected {
             Verify::None => return Ok(()),
@@ -75,12 +78,8 @@ impl Verifier {
                 let arrived = slot.lock().ok().and_then(|mut s| s.take());
                 match arrived {
                     Some(Ok(checksum)) => checksum,
-                    Some(Err(e)) => return Err(Error::BadRequest(e.to_string())),
-                    None => {
-                        return Err(Error::BadRequest(
-                            "Trailer announced Upload-Checksum, but no such trailer arrived".into(),
-                        ));
-                    }
+                    Some(Err(e)) => return Err(Error::ChecksumTrailer(e.into())),
+                    None => return Err(Error::ChecksumTrailer(TrailerProblem::Missing)),
                 }
             }
         };
@@ -95,8 +94,39 @@ impl Verifier {
         };
         match hasher.map(Hasher::finish) {
             Some(digest) if digest == expected.digest => Ok(()),
-            _ => Err(Error::ChecksumMismatch(expected.algorithm.name())),
+            _ => Err(Error::ChecksumMismatch {
+                algorithm: expected.algorithm.name(),
+            }),
         }
+    }
+}
+
+/// What the checksum stage decided about a body's bytes.
+pub(super) enum Verdict {
+    /// No checksum, or it matched: keep every byte.
+    Keep,
+    /// A checked body cut before it could be judged: keep none of it.
+    Unjudged,
+    /// A mismatch, or a trailer that did not come: keep none, and say why.
+    Refused(Error),
+}
+
+impl Verdict {
+    /// Judges a body that ended as `ended`.
+    pub(super) fn of(verifier: Option<Verifier>, ended: &Ended) -> Self {
+        match (verifier, ended) {
+            (None, _) => Self::Keep,
+            (Some(verifier), Ended::Complete) => match verifier.verdict() {
+                Ok(()) => Self::Keep,
+                Err(e) => Self::Refused(e),
+            },
+            (Some(_), _) => Self::Unjudged,
+        }
+    }
+
+    /// Whether the body's bytes may be committed.
+    pub(super) fn keeps(&self) -> bool {
+        matches!(self, Self::Keep)
     }
 }
 
@@ -120,7 +150,10 @@ mod tests {
         assert!(v.verdict().is_ok());
         let mut v = Verifier::new(Verify::Header(checksum(Algorithm::Sha1, b"abc"))).expect("some");
         v.update(b"abd");
-        assert!(matches!(v.verdict(), Err(Error::ChecksumMismatch("sha1"))));
+        assert!(matches!(
+            v.verdict(),
+            Err(Error::ChecksumMismatch { algorithm: "sha1" })
+        ));
     }
 
     #[test]
@@ -134,6 +167,9 @@ mod tests {
         }
         let slot = TrailerSlot::default();
         let v = Verifier::new(Verify::Trailer(slot)).expect("some");
-        assert!(matches!(v.verdict(), Err(Error::BadRequest(_))));
+        assert!(matches!(
+            v.verdict(),
+            Err(Error::ChecksumTrailer(TrailerProblem::Missing))
+        ));
     }
 }

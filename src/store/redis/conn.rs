@@ -7,8 +7,8 @@
 //! index and release requests are single-key commands and PUBLISH, which a
 //! cluster broadcasts to every node.
 
-use super::StoreError;
-use super::redis::store_error;
+use super::store_error;
+use crate::upload::ports::StoreError;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, Pipeline, RedisFuture, Value};

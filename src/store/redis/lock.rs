@@ -1,9 +1,9 @@
-//! The per-upload lock in Redis (decisions.md 6).
+//! The per-upload lock in Redis, with takeover.
 //!
 //! `SET <prefix>{<id>}:lock <token> NX PX <ttl>` takes it; a background task
 //! renews the TTL while the holder works (compare-and-pexpire); release is a
 //! compare-and-delete, so nobody frees a lock they no longer own. Every commit
-//! also checks the token (see `store::redis`), which fences out a holder whose
+//! also checks the token (see `state`), which fences out a holder whose
 //! lock expired.
 //!
 //! A request that finds the lock taken publishes the upload id on
@@ -12,10 +12,10 @@
 //! commits and unlocks, so a client that reconnects resumes at once instead
 //! of waiting out a TTL. A dead holder's lock simply expires.
 
-use super::redis::{Keys, store_error};
-use super::redis_conn::RedisConn;
-use super::{LockError, LockGuard, LockRelease, Locker};
-use crate::upload::model::UploadId;
+use super::conn::RedisConn;
+use super::{Keys, store_error};
+use crate::upload::model::{LockToken, UploadId};
+use crate::upload::ports::{LockError, LockGuard, LockRelease, Locker};
 use async_trait::async_trait;
 use futures_util::StreamExt;
 use std::collections::HashMap;
@@ -24,22 +24,10 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-const RENEW: &str = r"
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 0
-";
-
-const RELEASE: &str = r"
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-";
-
-static RENEW_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(RENEW));
-static RELEASE_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(RELEASE));
+static RENEW_SCRIPT: LazyLock<redis::Script> =
+    LazyLock::new(|| redis::Script::new(include_str!("lua/lock_renew.lua")));
+static RELEASE_SCRIPT: LazyLock<redis::Script> =
+    LazyLock::new(|| redis::Script::new(include_str!("lua/lock_release.lua")));
 
 /// Stop signals of the locks this process holds, by upload id.
 type Holders = Arc<Mutex<HashMap<UploadId, CancellationToken>>>;
@@ -96,10 +84,10 @@ impl RedisLocker {
 
     async fn try_set(&self, id: &UploadId) -> Result<Option<LockGuard>, LockError> {
         let key = Keys::new(&self.prefix, id).lock;
-        let token = format!("{:032x}", rand::random::<u128>());
+        let token = LockToken::random();
         let set: Option<String> = redis::cmd("SET")
             .arg(&key)
-            .arg(&token)
+            .arg(token.as_str())
             .arg("NX")
             .arg("PX")
             .arg(self.ttl_ms())
@@ -150,7 +138,7 @@ impl RedisLocker {
 async fn renew(
     mut conn: RedisConn,
     key: String,
-    token: String,
+    token: LockToken,
     ttl: Duration,
     stop: CancellationToken,
     done: CancellationToken,
@@ -164,7 +152,7 @@ async fn renew(
         }
         let renewed: Result<i64, _> = RENEW_SCRIPT
             .key(&key)
-            .arg(&token)
+            .arg(token.as_str())
             .arg(ttl_ms)
             .invoke_async(&mut conn)
             .await;
@@ -230,7 +218,7 @@ async fn listen(client: redis::Client, channel: String, holders: Holders, stop: 
 struct Release {
     conn: RedisConn,
     key: String,
-    token: String,
+    token: LockToken,
     done: CancellationToken,
     holders: Holders,
     id: UploadId,
@@ -246,7 +234,7 @@ impl LockRelease for Release {
             .remove(&self.id);
         let released: Result<i64, _> = RELEASE_SCRIPT
             .key(&self.key)
-            .arg(&self.token)
+            .arg(self.token.as_str())
             .invoke_async(&mut self.conn.clone())
             .await;
         if let Err(e) = released {

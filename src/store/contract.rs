@@ -1,0 +1,367 @@
+//! The contract every state store and every object store must keep, as
+//! test functions any backend can run: the embedded store runs them in unit
+//! tests, Redis and moto in the integration tests, and a third backend gets
+//! its tests by calling them. Each function panics on the first broken rule.
+
+use crate::upload::model::{
+    ETag, LockToken, ObjectKey, PartNumber, PartRecord, UploadId, UploadInfo, UploadState,
+};
+use crate::upload::ports::{
+    Change, Commit, CommitError, Locker, ObjectStore, StateStore, StoreError, read_range,
+};
+use bytes::Bytes;
+use futures_util::TryStreamExt;
+use std::time::Duration;
+
+/// A fresh record in `receiving`, as the core creates one.
+pub fn record(id: &UploadId, part_size: u64) -> UploadInfo {
+    UploadInfo {
+        id: id.clone(),
+        length: Some(100),
+        max_length: 100,
+        offset: 0,
+        part_size,
+        metadata: Some("filename ZC50eHQ=".into()),
+        content_type: Some("text/plain".into()),
+        object_key: ObjectKey::new(format!("contract/{id}")),
+        multipart_id: Some(crate::upload::model::MultipartId::new("mp-1")),
+        state: UploadState::Receiving,
+        created_at: 1_700_000_000,
+        concat: None,
+        expires_at: Some(1_700_003_600),
+    }
+}
+
+fn commit(offset: u64, tail: u64, new_offset: u64, change: Change) -> Commit {
+    Commit {
+        expected_offset: offset,
+        expected_tail_len: tail,
+        new_offset,
+        change,
+    }
+}
+
+fn part(number: u32, size: u64) -> PartRecord {
+    PartRecord {
+        number: PartNumber::new(number).expect("part number"),
+        etag: ETag::new(format!("\"etag-{number}\"")),
+        size,
+    }
+}
+
+/// Runs every state-store rule on `state`, whose commits are fenced by the
+/// locks of `locker`.
+pub async fn state_store(state: &dyn StateStore, locker: &dyn Locker) {
+    records_round_trip(state).await;
+    commits_move_offset_and_tail(state, locker).await;
+    commits_are_compare_and_set(state, locker).await;
+    expiry_is_indexed(state).await;
+}
+
+/// A record reads back as written; an id is created once.
+async fn records_round_trip(state: &dyn StateStore) {
+    let id = UploadId::random();
+    assert_eq!(state.get(&id).await.expect("get"), None, "unknown id");
+    let info = record(&id, 10);
+    state.create(&info).await.expect("create");
+    assert_eq!(state.get(&id).await.expect("get"), Some(info.clone()));
+    assert!(state.create(&info).await.is_err(), "an id is created once");
+    assert!(state.parts(&id).await.expect("parts").is_empty());
+    assert_eq!(state.read_tail(&id, 0).await.expect("tail"), Bytes::new());
+    state.remove(&id).await.expect("remove");
+    assert_eq!(state.get(&id).await.expect("get"), None, "removed");
+}
+
+/// Appends, parts, a declared length and a state each move the record.
+async fn commits_move_offset_and_tail(state: &dyn StateStore, locker: &dyn Locker) {
+    let id = UploadId::random();
+    let mut info = record(&id, 10);
+    info.length = None;
+    state.create(&info).await.expect("create");
+    let guard = locker.acquire(&id, Duration::ZERO).await.expect("lock");
+    let token = guard.token();
+    let append = Change::AppendTail(Bytes::from_static(b"abcd"));
+    state
+        .commit(&id, token, commit(0, 0, 4, append))
+        .await
+        .expect("append");
+    let more = Change::AppendTail(Bytes::from_static(b"ef"));
+    state
+        .commit(&id, token, commit(4, 4, 6, more))
+        .await
+        .expect("append");
+    assert_eq!(state.read_tail(&id, 6).await.expect("tail"), "abcdef");
+    assert_eq!(
+        state.read_tail(&id, 4).await.expect("tail"),
+        "abcd",
+        "a prefix"
+    );
+    assert!(state.read_tail(&id, 7).await.is_err(), "more than stored");
+    let first = Change::Part {
+        record: part(1, 10),
+        consumes_tail: true,
+    };
+    state
+        .commit(&id, token, commit(6, 6, 10, first))
+        .await
+        .expect("part");
+    let second = Change::Part {
+        record: part(2, 10),
+        consumes_tail: false,
+    };
+    state
+        .commit(&id, token, commit(10, 0, 20, second))
+        .await
+        .expect("part");
+    assert_eq!(state.read_tail(&id, 0).await.expect("tail"), Bytes::new());
+    assert_eq!(
+        state.parts(&id).await.expect("parts"),
+        [part(1, 10), part(2, 10)]
+    );
+    let length = Change::SetLength(25);
+    state
+        .commit(&id, token, commit(20, 0, 20, length))
+        .await
+        .expect("length");
+    let done = Change::SetState(UploadState::Completing);
+    state
+        .commit(&id, token, commit(20, 0, 20, done))
+        .await
+        .expect("state");
+    let got = state.get(&id).await.expect("get").expect("record");
+    assert_eq!((got.offset, got.length), (20, Some(25)));
+    assert_eq!(got.state, UploadState::Completing);
+    guard.release().await;
+    state.remove(&id).await.expect("remove");
+}
+
+/// A commit applies only from the offset and tail it expects, by the
+/// lock's owner, to a record that exists.
+async fn commits_are_compare_and_set(state: &dyn StateStore, locker: &dyn Locker) {
+    let id = UploadId::random();
+    state.create(&record(&id, 10)).await.expect("create");
+    let guard = locker.acquire(&id, Duration::ZERO).await.expect("lock");
+    let token = guard.token();
+    let append = |data: &'static [u8]| Change::AppendTail(Bytes::from_static(data));
+    state
+        .commit(&id, token, commit(0, 0, 3, append(b"abc")))
+        .await
+        .expect("append");
+    let refused = [
+        (token.clone(), commit(0, 0, 1, append(b"x"))),
+        (token.clone(), commit(3, 4, 4, append(b"x"))),
+    ];
+    for (token, stale) in refused {
+        let result = state.commit(&id, &token, stale).await;
+        assert!(matches!(result, Err(CommitError::Conflict)), "{result:?}");
+    }
+    let stranger = LockToken::random();
+    let result = state
+        .commit(&id, &stranger, commit(3, 3, 4, append(b"x")))
+        .await;
+    assert!(matches!(result, Err(CommitError::LockLost)), "{result:?}");
+    assert_eq!(
+        state.get(&id).await.expect("get").map(|i| i.offset),
+        Some(3)
+    );
+    state.remove(&id).await.expect("remove");
+    let result = state
+        .commit(&id, token, commit(3, 3, 4, append(b"x")))
+        .await;
+    assert!(matches!(result, Err(CommitError::NotFound)), "{result:?}");
+    guard.release().await;
+}
+
+/// Expiry times are indexed for the reaper; expired uploads are remembered.
+async fn expiry_is_indexed(state: &dyn StateStore) {
+    let id = UploadId::random();
+    let mut info = record(&id, 10);
+    info.expires_at = None;
+    state.create(&info).await.expect("create");
+    let listed = |ids: Vec<UploadId>| ids.contains(&id);
+    let now = info.created_at;
+    assert!(!listed(state.expired(now, 1000).await.expect("expired")));
+    state.set_expiry(&id, Some(now - 1)).await.expect("expiry");
+    let got = state.get(&id).await.expect("get").expect("record");
+    assert_eq!(got.expires_at, Some(now - 1));
+    assert!(listed(state.expired(now, 1000).await.expect("expired")));
+    assert!(!listed(
+        state.expired(now - 2, 1000).await.expect("expired")
+    ));
+    state.set_expiry(&id, None).await.expect("expiry");
+    assert!(!listed(state.expired(now, 1000).await.expect("expired")));
+    assert!(!state.is_gone(&id).await.expect("gone"));
+    state.mark_gone(&id).await.expect("mark");
+    assert!(state.is_gone(&id).await.expect("gone"));
+    state.remove(&id).await.expect("remove");
+    state
+        .set_expiry(&id, Some(now))
+        .await
+        .expect("a removed record is left alone");
+    state.unindex(&id).await.expect("unindex");
+    assert_eq!(state.get(&id).await.expect("get"), None);
+}
+
+/// Deterministic bytes for object-store checks.
+fn bytes(len: u64, seed: u8) -> Bytes {
+    (0..len)
+        .map(|i| (i % 251) as u8 ^ seed)
+        .collect::<Vec<u8>>()
+        .into()
+}
+
+async fn read_all(objects: &dyn ObjectStore, key: &ObjectKey) -> Vec<u8> {
+    let stream = objects.get_object(key, None).await.expect("get");
+    let chunks: Vec<Bytes> = stream.try_collect().await.expect("read");
+    chunks.concat()
+}
+
+/// How strictly an object store follows S3 where test servers differ.
+#[derive(Debug, Clone, Copy)]
+pub struct Rules {
+    /// The smallest size of every part but the last.
+    pub min_part: u64,
+    /// A request on an aborted multipart upload answers NoSuchUpload, which
+    /// the core reads as a lost upload. S3 and the embedded store do; moto
+    /// answers a bare 500, so only "refused" is checked there.
+    pub aborted_is_not_found: bool,
+}
+
+/// Whether `result` refused a request on an aborted upload as `rules` ask.
+fn gone<T>(result: &Result<T, StoreError>, rules: Rules) -> bool {
+    match result {
+        Err(StoreError::NotFound(_)) => true,
+        Err(_) => !rules.aborted_is_not_found,
+        Ok(_) => false,
+    }
+}
+
+/// Runs every object-store rule on `objects`, with keys under `prefix`.
+pub async fn object_store(objects: &dyn ObjectStore, prefix: &str, rules: Rules) {
+    let min_part = rules.min_part;
+    multipart_uploads_assemble_in_order(objects, prefix, min_part).await;
+    aborted_uploads_are_gone(objects, prefix, rules).await;
+    whole_objects(objects, prefix).await;
+}
+
+/// Parts (re-uploaded, copied) complete into one object, read whole or
+/// by range.
+async fn multipart_uploads_assemble_in_order(objects: &dyn ObjectStore, prefix: &str, min: u64) {
+    let key = ObjectKey::new(format!("{prefix}multipart"));
+    let mp = objects
+        .create_multipart(&key, Some("text/plain"))
+        .await
+        .expect("create");
+    let n = |number| PartNumber::new(number).expect("part number");
+    let (first, last) = (bytes(min, 1), bytes(min / 2 + 3, 2));
+    objects
+        .upload_part(&key, &mp, n(1), bytes(min, 9))
+        .await
+        .expect("part 1");
+    let etag1 = objects
+        .upload_part(&key, &mp, n(1), first.clone())
+        .await
+        .expect("again");
+    let etag2 = objects
+        .upload_part(&key, &mp, n(2), last.clone())
+        .await
+        .expect("part 2");
+    let parts = [
+        PartRecord {
+            number: n(1),
+            etag: etag1,
+            size: min,
+        },
+        PartRecord {
+            number: n(2),
+            etag: etag2,
+            size: last.len() as u64,
+        },
+    ];
+    objects
+        .complete_multipart(&key, &mp, &parts)
+        .await
+        .expect("complete");
+    let whole = [first.clone(), last.clone()].concat();
+    assert_eq!(
+        objects.object_size(&key).await.expect("size"),
+        Some(whole.len() as u64)
+    );
+    assert_eq!(
+        read_all(objects, &key).await,
+        whole,
+        "the re-uploaded part 1 wins"
+    );
+    let range = read_range(objects, &key, 5..min + 7).await.expect("range");
+    assert_eq!(range, whole[5..usize::try_from(min + 7).expect("size")]);
+    let copy = ObjectKey::new(format!("{prefix}copy"));
+    let mp = objects.create_multipart(&copy, None).await.expect("create");
+    let etag = objects
+        .upload_part_copy(&copy, &mp, n(1), &key, 3..min + 3)
+        .await
+        .expect("copy");
+    let parts = [PartRecord {
+        number: n(1),
+        etag,
+        size: min,
+    }];
+    objects
+        .complete_multipart(&copy, &mp, &parts)
+        .await
+        .expect("complete");
+    assert_eq!(
+        read_all(objects, &copy).await,
+        whole[3..usize::try_from(min + 3).expect("size")]
+    );
+    for key in [key, copy] {
+        objects.delete_object(&key).await.expect("delete");
+    }
+}
+
+/// An aborted multipart upload takes no more parts; aborting is idempotent.
+async fn aborted_uploads_are_gone(objects: &dyn ObjectStore, prefix: &str, rules: Rules) {
+    let key = ObjectKey::new(format!("{prefix}aborted"));
+    let mp = objects.create_multipart(&key, None).await.expect("create");
+    let one = PartNumber::new(1).expect("part number");
+    let etag = objects
+        .upload_part(&key, &mp, one, bytes(10, 3))
+        .await
+        .expect("part");
+    objects.abort_multipart(&key, &mp).await.expect("abort");
+    objects
+        .abort_multipart(&key, &mp)
+        .await
+        .expect("abort again");
+    let late = objects.upload_part(&key, &mp, one, bytes(10, 3)).await;
+    assert!(gone(&late, rules), "a part for an aborted upload: {late:?}");
+    let parts = [PartRecord {
+        number: one,
+        etag,
+        size: 10,
+    }];
+    let complete = objects.complete_multipart(&key, &mp, &parts).await;
+    assert!(
+        gone(&complete, rules),
+        "completing an aborted upload: {complete:?}"
+    );
+    assert_eq!(objects.object_size(&key).await.expect("size"), None);
+}
+
+/// Objects written whole (an empty upload), read and deleted.
+async fn whole_objects(objects: &dyn ObjectStore, prefix: &str) {
+    let key = ObjectKey::new(format!("{prefix}empty"));
+    assert_eq!(objects.object_size(&key).await.expect("size"), None);
+    let missing = objects.get_object(&key, None).await.err();
+    assert!(
+        matches!(missing, Some(StoreError::NotFound(_))),
+        "{missing:?}"
+    );
+    objects
+        .put_object(&key, Some("text/plain"), Bytes::new())
+        .await
+        .expect("put");
+    assert_eq!(objects.object_size(&key).await.expect("size"), Some(0));
+    objects.delete_object(&key).await.expect("delete");
+    objects.delete_object(&key).await.expect("delete again");
+    assert_eq!(objects.object_size(&key).await.expect("size"), None);
+}

@@ -1,0 +1,4 @@
+-- Appends bytes to the tail. ARGV[5] the bytes.
+redis.call('APPEND', KEYS[2], ARGV[5])
+redis.call('HSET', KEYS[1], 'offset', ARGV[4])
+return 'OK'

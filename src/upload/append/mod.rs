@@ -1,0 +1,210 @@
+//! PATCH: streaming a request body into parts with bounded memory.
+//!
+//! The pipeline runs in named stages:
+//! 1. **admission** ([`UploadService::append`]): a cap on uploads written at
+//!    once, checked before a byte is read; then the upload's lock, and the
+//!    checks of offset, length and room that leave a refused upload as it was;
+//! 2. **reading** ([`read`]): the body is read chunk by chunk and cut on the
+//!    global part grid, until it ends, is cut off, or the upload is taken
+//!    over or the server shuts down;
+//! 3. **part buffering** ([`buffer`]): each part is built in one buffer that
+//!    holds a share of a global budget until its bytes are committed;
+//! 4. **committing** ([`commit`]): a committer task uploads full parts, several
+//!    at once, and commits them strictly in order, each with a compare-and-set
+//!    of the offset; the bytes past the last full part join the tail at the end;
+//! 5. **checksum verdict** ([`verify`]): a checked body's commits are held until
+//!    the whole body is judged, and dropped unless it matches.
+//!
+//! So an acknowledged byte is always durable, and at most
+//! `parts_in_flight + 2` part buffers exist per PATCH, whatever its size. If
+//! the client goes away, the body stalls, another request takes the upload
+//! over or the server shuts down, reading stops and everything received so
+//! far is kept, as the spec asks ("store as much of the received data as
+//! possible").
+
+mod buffer;
+mod commit;
+mod read;
+mod receive;
+mod verify;
+
+pub use verify::{TrailerSlot, Verify};
+
+use super::model::{UploadId, UploadInfo, UploadState};
+use super::plan;
+use super::ports::{Change, Commit, LockGuard};
+use super::{Error, Result, SizeExceeded, UploadService};
+use bytes::Bytes;
+use commit::{CommitCtx, Progress};
+use futures_util::Stream;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+/// A request body, as the core sees it: no HTTP types.
+pub type BodyStream = Pin<Box<dyn Stream<Item = std::result::Result<Bytes, BodyError>> + Send>>;
+
+/// The client's body broke off (disconnect, reset, malformed framing).
+#[derive(Debug, Clone)]
+pub struct BodyError(pub String);
+
+/// What a PATCH asks for.
+pub struct AppendRequest {
+    /// `Upload-Offset`: where the client believes the upload stands.
+    pub offset: u64,
+    /// `Upload-Length`, to settle a deferred length.
+    pub declared_length: Option<u64>,
+    /// `Content-Length`, when the body has one.
+    pub content_length: Option<u64>,
+    pub body: BodyStream,
+    /// The body's checksum, if the client sent one.
+    pub verify: Verify,
+}
+
+impl UploadService {
+    /// Appends a PATCH body to an upload, then finishes it if it is complete.
+    ///
+    /// # Errors
+    /// [`Error::TooManyWriters`] before anything is read; not found, offset
+    /// mismatch, size exceeded, busy, store failures. Bytes committed before
+    /// an error stay committed; HEAD reports them.
+    ///
+    /// The work runs in its own task: if the caller's future is dropped (a
+    /// server cancels a request whose client reset the stream), the task
+    /// still reads the body to its end or error and commits what arrived.
+    pub async fn append(
+        self: &Arc<Self>,
+        id: &UploadId,
+        request: AppendRequest,
+    ) -> Result<UploadInfo> {
+        // Admission: past the cap on uploads being written, refuse at once,
+        // before a byte is read (Uppy pauses its whole queue on a 429).
+        let Ok(slot) = self.active.clone().try_acquire_owned() else {
+            self.counters.refused_active.fetch_add(1, Ordering::Relaxed);
+            return Err(Error::TooManyWriters {
+                limit: self.limits.max_active_appends,
+            });
+        };
+        let (service, id) = (self.clone(), id.clone());
+        tokio::spawn(async move {
+            let _slot = slot;
+            service.append_here(&id, request).await
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("append task failed: {e}")))?
+    }
+
+    async fn append_here(&self, id: &UploadId, request: AppendRequest) -> Result<UploadInfo> {
+        let guard = self.locker.acquire(id, self.limits.lock_wait).await?;
+        let mut result = self.append_locked(id, &guard, request).await;
+        if let Ok(info) = &mut result
+            && let Err(e) = self.touch(info).await
+        {
+            tracing::warn!(upload = %id, error = %e, "could not extend the upload's expiry");
+        }
+        let result = self.forget_if_lost(id, result).await;
+        guard.release().await;
+        result
+    }
+
+    async fn append_locked(
+        &self,
+        id: &UploadId,
+        guard: &LockGuard,
+        request: AppendRequest,
+    ) -> Result<UploadInfo> {
+        let mut info = self.get(id).await?;
+        admit(&info, &request)?;
+        if let Some(length) = request.declared_length {
+            self.declare_length(guard, &mut info, length).await?;
+        }
+        if info.state == UploadState::Receiving {
+            let received = self.receive(guard, &info, request).await;
+            info.offset = received.progress.offset;
+            received.result?;
+        }
+        if info.all_bytes_received() {
+            info = self.finish(guard, info).await?;
+        }
+        Ok(info)
+    }
+
+    /// Sets the length of a deferred upload (or accepts it again unchanged).
+    async fn declare_length(
+        &self,
+        guard: &LockGuard,
+        info: &mut UploadInfo,
+        length: u64,
+    ) -> Result<()> {
+        match info.length {
+            Some(known) if known == length => return Ok(()),
+            Some(known) => return Err(Error::LengthAlreadySet { known }),
+            None => {}
+        }
+        if length < info.offset {
+            return Err(Error::LengthBelowOffset {
+                length,
+                offset: info.offset,
+            });
+        }
+        if length > info.max_length {
+            let max = info.max_length;
+            return Err(SizeExceeded::DeferredLength { length, max }.into());
+        }
+        let commit = Commit {
+            expected_offset: info.offset,
+            expected_tail_len: plan::tail_len(info.offset, info.part_size),
+            new_offset: info.offset,
+            change: Change::SetLength(length),
+        };
+        self.state.commit(&info.id, guard.token(), commit).await?;
+        info.length = Some(length);
+        Ok(())
+    }
+
+    /// What the committer needs to write `info`'s parts under `guard`.
+    fn commit_ctx(&self, guard: &LockGuard, info: &UploadInfo) -> Result<CommitCtx> {
+        let multipart_id = info.multipart_id.clone().ok_or_else(|| {
+            Error::Internal(format!("upload {} has no multipart upload", info.id))
+        })?;
+        Ok(CommitCtx {
+            objects: self.objects.clone(),
+            state: self.state.clone(),
+            id: info.id.clone(),
+            key: info.object_key.clone(),
+            multipart_id,
+            token: guard.token().clone(),
+            in_flight: self.limits.parts_in_flight.max(1),
+        })
+    }
+}
+
+/// The checks that refuse a PATCH before anything changes: a refused request
+/// leaves the upload as it was.
+fn admit(info: &UploadInfo, request: &AppendRequest) -> Result<()> {
+    if info.is_final() {
+        return Err(Error::FinalIsReadOnly);
+    }
+    if request.offset != info.offset {
+        return Err(Error::OffsetMismatch {
+            expected: info.offset,
+            got: request.offset,
+        });
+    }
+    // Check the body against the length it will have.
+    let length = request.declared_length.or(info.length);
+    let room = length
+        .unwrap_or(info.max_length)
+        .saturating_sub(info.offset);
+    match request.content_length {
+        Some(sent) if sent > room => Err(SizeExceeded::Body { sent, room }.into()),
+        _ => Ok(()),
+    }
+}
+
+/// Where a PATCH left the upload, and the error that stopped it, if any.
+struct Received {
+    /// Always what is committed.
+    progress: Progress,
+    result: Result<()>,
+}

@@ -1,0 +1,104 @@
+//! Reading an upload's state (HEAD), its finished object (GET) and
+//! terminating it (DELETE).
+
+use super::model::{UploadId, UploadInfo, UploadState};
+use super::ports::ObjectStream;
+use super::{Error, Result, UploadService};
+use std::ops::Range;
+
+impl UploadService {
+    /// The upload's state for HEAD, in one state-store read.
+    ///
+    /// An upload whose bytes have all arrived but whose object is not yet
+    /// assembled is finished here first, so HEAD never reports an upload as
+    /// complete before its object exists. HEAD never waits for the lock: if
+    /// another request holds it, the answer is 423, which clients retry.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for an unknown upload; [`Error::Busy`] or
+    /// [`Error::Finishing`] while it cannot be finished yet.
+    pub async fn head(&self, id: &UploadId) -> Result<UploadInfo> {
+        let info = self.get(id).await?;
+        let unfinished_final = info.is_final() && info.state != UploadState::Completed;
+        if !(info.all_bytes_received() || unfinished_final) || info.state == UploadState::Completed
+        {
+            return Ok(info);
+        }
+        let Some(guard) = self.locker.try_acquire(id).await? else {
+            return Err(Error::Busy);
+        };
+        // Re-read under the lock: another request may have finished it.
+        let finished = match self.get(id).await {
+            Ok(fresh) => self.finish(&guard, fresh).await,
+            Err(e) => Err(e),
+        };
+        let finished = self.forget_if_lost(id, finished).await;
+        guard.release().await;
+        finished.map_err(|e| match e {
+            Error::Lost { .. } | Error::NotFound => e,
+            e => {
+                tracing::warn!(upload = %id, error = %e, "finishing on HEAD failed");
+                Error::Finishing
+            }
+        })
+    }
+
+    /// A finished upload, for download.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for an unknown upload; [`Error::NotFinished`]
+    /// while it is unfinished.
+    pub async fn finished(&self, id: &UploadId) -> Result<UploadInfo> {
+        let info = self.get(id).await?;
+        if info.state != UploadState::Completed {
+            return Err(Error::NotFinished {
+                offset: info.offset,
+                length: info.length,
+            });
+        }
+        Ok(info)
+    }
+
+    /// Streams a finished upload's object, or bytes `range` of it, which the
+    /// caller has checked against the upload's length.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn read(&self, info: &UploadInfo, range: Option<Range<u64>>) -> Result<ObjectStream> {
+        Ok(self.objects.get_object(&info.object_key, range).await?)
+    }
+
+    /// Terminates an upload: aborts its multipart upload, deletes its object
+    /// if it was finished, and removes all its state.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for an unknown upload; [`Error::Busy`] if a
+    /// request keeps holding it.
+    pub async fn terminate(&self, id: &UploadId) -> Result<()> {
+        let guard = self.locker.acquire(id, self.limits.lock_wait).await?;
+        let result = match self.state.get(id).await {
+            Ok(Some(info)) => self.remove_upload(&info).await,
+            Ok(None) => Err(Error::NotFound),
+            Err(e) => Err(e.into()),
+        };
+        guard.release().await;
+        if result.is_ok() {
+            tracing::info!(upload = %id, "upload terminated");
+        }
+        result
+    }
+
+    /// Aborts an upload's multipart upload, deletes its object if it has
+    /// one and removes its state. The caller holds its lock.
+    pub(super) async fn remove_upload(&self, info: &UploadInfo) -> Result<()> {
+        let id = &info.id;
+        if let Some(mp) = &info.multipart_id {
+            self.objects.abort_multipart(&info.object_key, mp).await?;
+        }
+        if info.state != UploadState::Receiving {
+            self.objects.delete_object(&info.object_key).await?;
+        }
+        self.state.remove(id).await?;
+        Ok(())
+    }
+}
