@@ -7,11 +7,13 @@
 //!
 //! This uses the embedded local store (`./data-embed`); call
 //! `.backend(Backend::S3 { .. })` on the builder to use S3 and Redis instead.
-//! The application's own routes are served beside partway's, and
+//! The application's own routes are served beside partway's, a layer wraps
+//! them all (here a response header; authentication goes the same way), and
 //! `serve` runs the expiry reaper and shuts down gracefully on ctrl-c or
 //! SIGTERM.
 
 use axum::Router;
+use axum::http::HeaderValue;
 use axum::routing::get;
 use partway::{Partway, shutdown_signal};
 
@@ -28,6 +30,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .base_path("/uploads/")
         .data_dir("./data-embed")
         .routes(app)
+        .wrap(|router| {
+            router.layer(axum::middleware::map_response(
+                |mut response: axum::response::Response| async move {
+                    let served_by = HeaderValue::from_static("my-application");
+                    response.headers_mut().insert("x-served-by", served_by);
+                    response
+                },
+            ))
+        })
         .build()
         .await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;

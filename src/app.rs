@@ -33,13 +33,17 @@ impl From<String> for StartError {
     }
 }
 
-/// A configured partway: the upload core, its HTTP settings and any routes
-/// of the embedding application.
+/// Wraps the whole router in the embedding application's layers.
+type Wrap = Arc<dyn Fn(Router) -> Router + Send + Sync>;
+
+/// A configured partway: the upload core, its HTTP settings and what the
+/// embedding application serves with it.
 #[derive(Clone)]
 pub struct Partway {
     service: Arc<UploadService>,
     http: HttpConfig,
     routes: Router,
+    wrap: Option<Wrap>,
 }
 
 impl Partway {
@@ -49,6 +53,7 @@ impl Partway {
         Builder {
             settings: Settings::default(),
             routes: Router::new(),
+            wrap: None,
         }
     }
 
@@ -67,6 +72,7 @@ impl Partway {
             service,
             http,
             routes: Router::new(),
+            wrap: None,
         }
     }
 
@@ -80,8 +86,9 @@ impl Partway {
         http::router(self.service.clone(), &self.http)
     }
 
-    /// Serves partway (and the routes given to [`Builder::routes`]) on
-    /// `listener` until `shutdown` resolves, with the expiry reaper running.
+    /// Serves partway (with the routes and layers given to
+    /// [`Builder::routes`] and [`Builder::wrap`]) on `listener` until
+    /// `shutdown` resolves, with the expiry reaper running.
     ///
     /// On shutdown, new connections stop, every PATCH in flight stops
     /// reading and commits what it has, and requests get
@@ -95,7 +102,10 @@ impl Partway {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let reaper = self.service.spawn_reaper();
-        let router = self.router().merge(self.routes.clone());
+        let mut router = self.router().merge(self.routes.clone());
+        if let Some(wrap) = &self.wrap {
+            router = wrap(router);
+        }
         let service = self.service.clone();
         let served = server::run(listener, router, shutdown, move || service.begin_shutdown());
         let served = served.await;
@@ -110,6 +120,7 @@ impl Partway {
 pub struct Builder {
     settings: Settings,
     routes: Router,
+    wrap: Option<Wrap>,
 }
 
 impl Builder {
@@ -151,6 +162,13 @@ impl Builder {
         self
     }
 
+    /// Wraps everything served, partway's routes and the application's, in
+    /// layers (authentication, tracing, ...): `wrap(|r| r.layer(...))`.
+    pub fn wrap(mut self, wrap: impl Fn(Router) -> Router + Send + Sync + 'static) -> Self {
+        self.wrap = Some(Arc::new(wrap));
+        self
+    }
+
     /// Checks the settings and connects the stores.
     ///
     /// # Errors
@@ -176,6 +194,7 @@ impl Builder {
             service: Arc::new(service),
             http: settings.http.clone(),
             routes: self.routes,
+            wrap: self.wrap,
         })
     }
 }

@@ -72,7 +72,7 @@ pub(crate) struct AppState {
 }
 
 /// Builds the tus router for `service`.
-pub fn router(service: Arc<UploadService>, config: &HttpConfig) -> Router {
+pub(crate) fn router(service: Arc<UploadService>, config: &HttpConfig) -> Router {
     let base = config.base_path.trim_end_matches('/');
     let state = AppState {
         service,

@@ -4,7 +4,8 @@
 //! its tests by calling them. Each function panics on the first broken rule.
 
 use crate::upload::model::{
-    ETag, LockToken, ObjectKey, PartNumber, PartRecord, UploadId, UploadInfo, UploadState,
+    ETag, LockToken, MultipartId, ObjectKey, PartNumber, PartRecord, UploadId, UploadInfo,
+    UploadState,
 };
 use crate::upload::ports::{
     Change, Commit, CommitError, Locker, ObjectStore, StateStore, StoreError, read_range,
@@ -97,12 +98,23 @@ async fn commits_move_offset_and_tail(state: &dyn StateStore, locker: &dyn Locke
         "a prefix"
     );
     assert!(state.read_tail(&id, 7).await.is_err(), "more than stored");
+    parts_and_fields_move_the_record(state, &id, token).await;
+    guard.release().await;
+    state.remove(&id).await.expect("remove");
+}
+
+/// On an upload with 6 bytes in its tail: parts, then a length and a state.
+async fn parts_and_fields_move_the_record(
+    state: &dyn StateStore,
+    id: &UploadId,
+    token: &LockToken,
+) {
     let first = Change::Part {
         record: part(1, 10),
         consumes_tail: true,
     };
     state
-        .commit(&id, token, commit(6, 6, 10, first))
+        .commit(id, token, commit(6, 6, 10, first))
         .await
         .expect("part");
     let second = Change::Part {
@@ -110,29 +122,27 @@ async fn commits_move_offset_and_tail(state: &dyn StateStore, locker: &dyn Locke
         consumes_tail: false,
     };
     state
-        .commit(&id, token, commit(10, 0, 20, second))
+        .commit(id, token, commit(10, 0, 20, second))
         .await
         .expect("part");
-    assert_eq!(state.read_tail(&id, 0).await.expect("tail"), Bytes::new());
+    assert_eq!(state.read_tail(id, 0).await.expect("tail"), Bytes::new());
     assert_eq!(
-        state.parts(&id).await.expect("parts"),
+        state.parts(id).await.expect("parts"),
         [part(1, 10), part(2, 10)]
     );
     let length = Change::SetLength(25);
     state
-        .commit(&id, token, commit(20, 0, 20, length))
+        .commit(id, token, commit(20, 0, 20, length))
         .await
         .expect("length");
     let done = Change::SetState(UploadState::Completing);
     state
-        .commit(&id, token, commit(20, 0, 20, done))
+        .commit(id, token, commit(20, 0, 20, done))
         .await
         .expect("state");
-    let got = state.get(&id).await.expect("get").expect("record");
+    let got = state.get(id).await.expect("get").expect("record");
     assert_eq!((got.offset, got.length), (20, Some(25)));
     assert_eq!(got.state, UploadState::Completing);
-    guard.release().await;
-    state.remove(&id).await.expect("remove");
 }
 
 /// A commit applies only from the offset and tail it expects, by the
@@ -244,64 +254,73 @@ pub async fn object_store(objects: &dyn ObjectStore, prefix: &str, rules: Rules)
     whole_objects(objects, prefix).await;
 }
 
-/// Parts (re-uploaded, copied) complete into one object, read whole or
-/// by range.
+/// Uploads `data` as parts 1, 2, ... of the multipart upload `mp`.
+async fn upload_parts(
+    objects: &dyn ObjectStore,
+    key: &ObjectKey,
+    mp: &MultipartId,
+    data: &[Bytes],
+) -> Vec<PartRecord> {
+    let mut parts = Vec::new();
+    for (index, part) in data.iter().enumerate() {
+        let number = PartNumber::at_index(index).expect("part number");
+        let etag = objects
+            .upload_part(key, mp, number, part.clone())
+            .await
+            .expect("part");
+        let size = part.len() as u64;
+        parts.push(PartRecord { number, etag, size });
+    }
+    parts
+}
+
+/// Parts complete into one object, read whole or by range; a part sent
+/// again replaces the first.
 async fn multipart_uploads_assemble_in_order(objects: &dyn ObjectStore, prefix: &str, min: u64) {
     let key = ObjectKey::new(format!("{prefix}multipart"));
     let mp = objects
         .create_multipart(&key, Some("text/plain"))
         .await
         .expect("create");
-    let n = |number| PartNumber::new(number).expect("part number");
-    let (first, last) = (bytes(min, 1), bytes(min / 2 + 3, 2));
-    objects
-        .upload_part(&key, &mp, n(1), bytes(min, 9))
-        .await
-        .expect("part 1");
-    let etag1 = objects
-        .upload_part(&key, &mp, n(1), first.clone())
-        .await
-        .expect("again");
-    let etag2 = objects
-        .upload_part(&key, &mp, n(2), last.clone())
-        .await
-        .expect("part 2");
-    let parts = [
-        PartRecord {
-            number: n(1),
-            etag: etag1,
-            size: min,
-        },
-        PartRecord {
-            number: n(2),
-            etag: etag2,
-            size: last.len() as u64,
-        },
-    ];
+    let data = [bytes(min, 1), bytes(min / 2 + 3, 2)];
+    let junk = [bytes(min, 9)];
+    upload_parts(objects, &key, &mp, &junk).await;
+    let parts = upload_parts(objects, &key, &mp, &data).await;
     objects
         .complete_multipart(&key, &mp, &parts)
         .await
         .expect("complete");
-    let whole = [first.clone(), last.clone()].concat();
-    assert_eq!(
-        objects.object_size(&key).await.expect("size"),
-        Some(whole.len() as u64)
-    );
+    let whole = data.concat();
+    let size = objects.object_size(&key).await.expect("size");
+    assert_eq!(size, Some(whole.len() as u64));
     assert_eq!(
         read_all(objects, &key).await,
         whole,
-        "the re-uploaded part 1 wins"
+        "part 1 sent again wins"
     );
     let range = read_range(objects, &key, 5..min + 7).await.expect("range");
     assert_eq!(range, whole[5..usize::try_from(min + 7).expect("size")]);
+    parts_are_copied(objects, prefix, &key, &whole, min).await;
+    objects.delete_object(&key).await.expect("delete");
+}
+
+/// A part copied from bytes of an existing object.
+async fn parts_are_copied(
+    objects: &dyn ObjectStore,
+    prefix: &str,
+    source: &ObjectKey,
+    content: &[u8],
+    min: u64,
+) {
     let copy = ObjectKey::new(format!("{prefix}copy"));
     let mp = objects.create_multipart(&copy, None).await.expect("create");
+    let number = PartNumber::new(1).expect("part number");
     let etag = objects
-        .upload_part_copy(&copy, &mp, n(1), &key, 3..min + 3)
+        .upload_part_copy(&copy, &mp, number, source, 3..min + 3)
         .await
         .expect("copy");
     let parts = [PartRecord {
-        number: n(1),
+        number,
         etag,
         size: min,
     }];
@@ -309,13 +328,9 @@ async fn multipart_uploads_assemble_in_order(objects: &dyn ObjectStore, prefix: 
         .complete_multipart(&copy, &mp, &parts)
         .await
         .expect("complete");
-    assert_eq!(
-        read_all(objects, &copy).await,
-        whole[3..usize::try_from(min + 3).expect("size")]
-    );
-    for key in [key, copy] {
-        objects.delete_object(&key).await.expect("delete");
-    }
+    let expected = &content[3..usize::try_from(min + 3).expect("size")];
+    assert_eq!(read_all(objects, &copy).await, expected);
+    objects.delete_object(&copy).await.expect("delete");
 }
 
 /// An aborted multipart upload takes no more parts; aborting is idempotent.

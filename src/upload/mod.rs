@@ -9,7 +9,7 @@
 
 mod append;
 mod concat;
-pub mod concat_plan;
+mod concat_plan;
 mod create;
 mod error;
 mod expiry;
@@ -23,6 +23,7 @@ mod status;
 mod tests;
 
 pub use append::{AppendRequest, BodyError, BodyStream, TrailerSlot, Verify};
+pub use concat_plan::ConcatPlanError;
 pub use create::{NewConcat, NewUpload};
 pub use error::{ConcatRefusal, Error, Result, SizeExceeded, TrailerProblem};
 pub use limits::Limits;

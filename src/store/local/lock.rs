@@ -37,7 +37,7 @@ impl LocalLocker {
     }
 
     /// Whether `token` holds the lock on `id` right now.
-    pub fn holds(&self, id: &UploadId, token: &LockToken) -> bool {
+    pub(crate) fn holds(&self, id: &UploadId, token: &LockToken) -> bool {
         let held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
         held.get(id).is_some_and(|h| &h.token == token)
     }

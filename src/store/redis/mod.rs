@@ -34,7 +34,7 @@ use crate::upload::ports::StoreError;
 
 /// Keys of one upload.
 #[derive(Debug, Clone)]
-pub struct Keys {
+pub(crate) struct Keys {
     pub info: String,
     pub tail: String,
     pub lock: String,
@@ -47,7 +47,7 @@ const GONE_TTL_SECS: u64 = 7 * 24 * 3600;
 
 impl Keys {
     /// The keys of upload `id` under `prefix`.
-    pub fn new(prefix: &str, id: &UploadId) -> Self {
+    pub(crate) fn new(prefix: &str, id: &UploadId) -> Self {
         Self {
             info: format!("{prefix}{{{id}}}:info"),
             tail: format!("{prefix}{{{id}}}:tail"),
@@ -58,7 +58,7 @@ impl Keys {
 }
 
 /// Maps a Redis failure: connection trouble is retryable, the rest is not.
-pub fn store_error(e: redis::RedisError) -> StoreError {
+pub(crate) fn store_error(e: redis::RedisError) -> StoreError {
     if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal() {
         StoreError::Unavailable(format!("redis: {e}"))
     } else {

@@ -31,13 +31,6 @@ pub enum Verify {
     Trailer(TrailerSlot),
 }
 
-impl Verify {
-    /// Whether commits must wait for the end of the body.
-    pub fn holds(&self) -> bool {
-        !matches!(self, Self::None)
-    }
-}
-
 /// Hashes a body and judges it at the end.
 pub(super) struct Verifier {
     hashers: Vec<Hasher>,
