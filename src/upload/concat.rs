@@ -17,9 +17,6 @@ use super::{ConcatRefusal, Error, NewUpload, Result, SizeExceeded, UploadService
 use bytes::BytesMut;
 use futures_util::{StreamExt, TryStreamExt};
 
-/// Part copies or uploads in flight while a final upload is assembled.
-const ASSEMBLY_IN_FLIGHT: usize = 3;
-
 impl UploadService {
     /// Loads the partial uploads a final upload names, refusing any that
     /// cannot be used.
@@ -132,7 +129,7 @@ impl UploadService {
             let keys: Vec<&ObjectKey> = sources.iter().map(|p| &p.object_key).collect();
             let parts = futures_util::stream::iter(plan.into_iter().enumerate())
                 .map(|(i, part)| self.assemble_part(&info.object_key, mp, i, part, &keys))
-                .buffered(ASSEMBLY_IN_FLIGHT)
+                .buffered(self.limits.assembly_in_flight.max(1))
                 .try_collect::<Vec<_>>()
                 .await?;
             self.complete_sized(&info, &parts, length).await?;

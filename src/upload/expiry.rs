@@ -14,9 +14,6 @@ use super::{Error, Result, UploadService};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Expired uploads handled per reaper pass.
-const REAP_BATCH: usize = 100;
-
 impl UploadService {
     /// When `info` should expire if it were touched now.
     pub(super) fn expiry_for(&self, info: &UploadInfo) -> Option<u64> {
@@ -53,7 +50,7 @@ impl UploadService {
     /// # Errors
     /// The state store could not list expired uploads.
     pub(crate) async fn reap_expired(&self) -> Result<usize> {
-        let ids = self.state.expired(now_secs(), REAP_BATCH).await?;
+        let ids = self.state.expired(now_secs(), self.limits.reap_batch.max(1)).await?;
         let mut reaped = 0;
         for id in ids {
             match self.reap(&id).await {

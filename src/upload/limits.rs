@@ -19,12 +19,18 @@ pub struct Limits {
     pub lock_wait: Duration,
     /// Part uploads in flight per PATCH while more bytes are read.
     pub parts_in_flight: usize,
+    /// Part copies or uploads in flight while a final upload is assembled.
+    pub assembly_in_flight: usize,
+    /// Expired uploads handled per reaper pass.
+    pub reap_batch: usize,
     /// Bytes buffered across all requests, in KiB; past it, requests wait
-    /// up to `budget_wait`, then stop, keep what they have and get 503.
+    /// up to `budget_wait`, then stop, keep what they have and are refused
+    /// ([`super::Error::BufferFull`]).
     pub buffer_budget_kib: u32,
     /// How long a PATCH waits for room in the buffer budget.
     pub budget_wait: std::time::Duration,
-    /// PATCHes (and creations with a body) written at once; past it, 429.
+    /// PATCHes (and creations with a body) written at once; past it, they
+    /// are refused before a byte is read ([`super::Error::TooManyWriters`]).
     pub max_active_appends: usize,
     /// A PATCH body that sends nothing for this long is treated as cut off.
     pub body_idle_timeout: Duration,
@@ -58,6 +64,8 @@ impl Limits {
                 .unwrap_or(part_size.saturating_mul(u64::from(parts.max_parts))),
             lock_wait: Duration::from_secs(3),
             parts_in_flight: 2,
+            assembly_in_flight: 3,
+            reap_batch: 100,
             buffer_budget_kib: Self::budget_kib(Self::DEFAULT_BUFFER_BUDGET),
             budget_wait: Duration::from_secs(5),
             max_active_appends: Self::DEFAULT_MAX_ACTIVE_APPENDS,

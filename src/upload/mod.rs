@@ -54,9 +54,9 @@ pub struct UploadService {
 pub struct Counters {
     /// PATCHes that let go of an upload because another request asked.
     pub takeovers: std::sync::atomic::AtomicU64,
-    /// Requests refused for the cap on active uploads (429).
+    /// Requests refused for the cap on uploads written at once.
     pub refused_active: std::sync::atomic::AtomicU64,
-    /// PATCHes stopped because the buffer budget stayed full (503).
+    /// PATCHes stopped because the buffer budget stayed full.
     pub refused_budget: std::sync::atomic::AtomicU64,
 }
 
@@ -101,7 +101,7 @@ impl UploadService {
     }
 
     /// Removes the state of an upload whose multipart upload the store lost,
-    /// so every later request gets a plain 404 and the client starts over.
+    /// so every later request finds no such upload and the client starts over.
     async fn forget_if_lost<T>(&self, id: &UploadId, result: Result<T>) -> Result<T> {
         if let Err(Error::Lost { detail }) = &result {
             tracing::warn!(upload = %id, %detail, "the store lost this upload; removing its state");
@@ -112,8 +112,8 @@ impl UploadService {
         result
     }
 
-    /// A live upload's record: 404 (or 410) once it has expired, even
-    /// before the reaper has removed it.
+    /// A live upload's record: not found (or expired) once it has expired,
+    /// even before the reaper has removed it.
     async fn get(&self, id: &UploadId) -> Result<model::UploadInfo> {
         match self.state.get(id).await? {
             Some(info) if !info.expired(model::now_secs()) => Ok(info),

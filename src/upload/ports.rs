@@ -220,7 +220,8 @@ pub trait StateStore: Send + Sync + 'static {
     /// Drops an id from the expiry index (its record is already gone).
     async fn unindex(&self, id: &UploadId) -> Result<(), StoreError>;
 
-    /// Remembers for a while that an upload expired, to answer 410.
+    /// Remembers for a while that an upload expired, to tell it from an
+    /// unknown one.
     async fn mark_gone(&self, id: &UploadId) -> Result<(), StoreError>;
 
     /// Whether [`StateStore::mark_gone`] was called for `id` recently.

@@ -12,7 +12,8 @@ impl UploadService {
     /// An upload whose bytes have all arrived but whose object is not yet
     /// assembled is finished here first, so HEAD never reports an upload as
     /// complete before its object exists. HEAD never waits for the lock: if
-    /// another request holds it, the answer is 423, which clients retry.
+    /// another request holds it, the answer is [`Error::Busy`], which clients
+    /// retry.
     ///
     /// # Errors
     /// [`Error::NotFound`] for an unknown upload; [`Error::Busy`] or

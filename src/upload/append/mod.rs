@@ -78,7 +78,7 @@ impl UploadService {
         request: AppendRequest,
     ) -> Result<UploadInfo> {
         // Admission: past the cap on uploads being written, refuse at once,
-        // before a byte is read (Uppy pauses its whole queue on a 429).
+        // before a byte is read.
         let Ok(slot) = self.active.clone().try_acquire_owned() else {
             self.counters.refused_active.fetch_add(1, Ordering::Relaxed);
             return Err(Error::TooManyWriters {

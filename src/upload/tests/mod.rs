@@ -38,6 +38,8 @@ pub(super) fn service(dir: &std::path::Path) -> (Arc<UploadService>, LocalObject
         expired_gone: false,
         budget_wait: Duration::from_secs(5),
         max_active_appends: 64,
+        assembly_in_flight: 3,
+        reap_batch: 100,
     };
     let locker = LocalLocker::new();
     let service = UploadService::new(
