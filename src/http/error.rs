@@ -3,7 +3,7 @@
 //!
 //! The HTTP layer's own refusals (a malformed header, a wrong version or
 //! content type) and the upload core's, which are named by cause, meet here.
-//! Each status cites the line of the tus 1.0.0 spec that asks for it, or the
+//! Each status names the rule of the tus 1.0.0 spec that asks for it, or the
 //! HTTP practice it follows. Store failures are logged with their detail and
 //! answered with a generic message, so backend text never reaches clients.
 
@@ -49,14 +49,16 @@ impl Error {
     /// The HTTP status for this error.
     pub fn status(&self) -> StatusCode {
         match self {
-            // "If the Client's Tus-Resumable version is not supported by the
-            // Server, it MUST respond with the 412 Precondition Failed status".
+            // tus 1.0.0, Tus-Resumable: a version the server does not support
+            // MUST get 412 Precondition Failed, with Tus-Version.
             Self::UnsupportedVersion => StatusCode::PRECONDITION_FAILED,
-            // PATCH: "All PATCH requests MUST use Content-Type:
-            // application/offset+octet-stream, otherwise the server SHOULD
-            // return a 415 Unsupported Media Type status."
+            // tus 1.0.0, PATCH: a Content-Type other than
+            // application/offset+octet-stream SHOULD get 415.
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            // creation: an Upload-Defer-Length other than 1 gets 400 Bad
+            // Request; every other malformed tus header is refused the same way.
             Self::Malformed(_) => StatusCode::BAD_REQUEST,
+            // RFC 9110 §15.5.6: the method is not one this URL supports.
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Upload(e) => upload_status(e),
         }
@@ -67,29 +69,33 @@ impl Error {
 fn upload_status(e: &upload::Error) -> StatusCode {
     use upload::Error as E;
     match e {
-        // HEAD: "If the resource is not found, the Server SHOULD return
-        // either the 404 Not Found, 410 Gone or 403 Forbidden status".
-        // A lost upload is answered the same way, so the client starts over.
+        // tus 1.0.0, HEAD and PATCH: an unknown upload SHOULD get 404 (HEAD
+        // allows 410 or 403 too). A lost upload is answered the same way,
+        // so the client starts over.
         E::NotFound | E::Lost { .. } => StatusCode::NOT_FOUND,
-        // Expiration: "the Server SHOULD respond with the 404 Not Found or
-        // 410 Gone status" for an expired upload.
+        // expiration: resuming an expired upload gets 404 or 410, and 410
+        // SHOULD be used by a server that keeps track of expired uploads.
         E::Expired => StatusCode::GONE,
-        // PATCH: "If the offsets do not match, the Server MUST respond with
-        // the 409 Conflict status".
+        // tus 1.0.0, PATCH: offsets that do not match MUST get 409 Conflict.
         E::OffsetMismatch { .. } => StatusCode::CONFLICT,
-        // Concatenation: "The Server MUST respond with the 403 Forbidden
-        // status to PATCH requests against a final upload URL".
+        // concatenation: a PATCH to a final upload MUST get 403 Forbidden.
         E::FinalIsReadOnly => StatusCode::FORBIDDEN,
-        // Creation: "If the length of the upload exceeds the maximum, which
-        // MAY be specified using the Tus-Max-Size header, the Server MUST
-        // respond with the 413 Request Entity Too Large status".
+        // creation: a length over the maximum (Tus-Max-Size) MUST get 413;
+        // a body past the upload's length is refused the same way.
         E::SizeExceeded(_) => StatusCode::PAYLOAD_TOO_LARGE,
+        // creation-defer-length: once declared, the length must not change,
+        // nor fall below the bytes already received; refused as a bad
+        // request, as other tus servers do.
         E::LengthAlreadySet { .. } | E::LengthBelowOffset { .. } => StatusCode::BAD_REQUEST,
-        // Checksum: "460 Checksum Mismatch: The checksums mismatch."
+        // checksum: a body that does not match its checksum gets 460
+        // Checksum Mismatch, and none of it is kept.
         E::ChecksumMismatch { .. } => checksum_mismatch(),
-        // Checksum: "400 Bad Request: The checksum algorithm is not
-        // supported by the server" (and a trailer that is not a checksum).
+        // checksum: an algorithm the server does not support gets 400; so
+        // does an announced trailer that did not come or is not a checksum.
         E::ChecksumTrailer(_) => StatusCode::BAD_REQUEST,
+        // concatenation: a final must name finished partial uploads (this
+        // server does not offer concatenation-unfinished); anything else is
+        // a bad request.
         E::Concat(_) => StatusCode::BAD_REQUEST,
         // A GET of an upload whose object does not exist yet (RFC 9110 §15.5.10).
         E::NotFinished { .. } => StatusCode::CONFLICT,
@@ -97,7 +103,9 @@ fn upload_status(e: &upload::Error) -> StatusCode {
         E::Busy | E::Finishing => StatusCode::LOCKED,
         // RFC 6585 §4; Uppy pauses its whole queue on 429 and retries.
         E::TooManyWriters { .. } => StatusCode::TOO_MANY_REQUESTS,
+        // RFC 9110 §15.6.4, with Retry-After: worth retrying shortly.
         E::BufferFull | E::Store(StoreError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
+        // RFC 9110 §15.6.1: partway failed; the detail is logged, not sent.
         E::Store(_) | E::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }

@@ -50,7 +50,10 @@ impl UploadService {
     /// # Errors
     /// The state store could not list expired uploads.
     pub(crate) async fn reap_expired(&self) -> Result<usize> {
-        let ids = self.state.expired(now_secs(), self.limits.reap_batch.max(1)).await?;
+        let ids = self
+            .state
+            .expired(now_secs(), self.limits.reap_batch.max(1))
+            .await?;
         let mut reaped = 0;
         for id in ids {
             match self.reap(&id).await {

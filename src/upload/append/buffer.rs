@@ -1,7 +1,7 @@
 //! The part-buffering stage of a PATCH: the one buffer a part is built in as
 //! the body streams, and its share of the global buffer budget.
 
-use super::super::{Error, Result, UploadService};
+use crate::upload::{Error, Result, UploadService};
 use bytes::{Bytes, BytesMut};
 use tokio::sync::OwnedSemaphorePermit;
 

@@ -8,12 +8,12 @@
 //! has judged the whole body: on a match they are applied in order, on a
 //! mismatch none is, and the uploaded parts are left to be overwritten.
 
-use super::super::Error;
-use super::super::model::{
+use crate::upload::Error;
+use crate::upload::model::{
     ETag, LockToken, MultipartId, ObjectKey, PartNumber, PartRecord, UploadId,
 };
-use super::super::plan;
-use super::super::ports::{Change, Commit, ObjectStore, StateStore};
+use crate::upload::plan;
+use crate::upload::ports::{Change, Commit, ObjectStore, StateStore};
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use std::sync::Arc;

@@ -35,7 +35,7 @@ use super::plan;
 use super::ports::{Change, Commit, LockGuard};
 use super::{Error, Result, SizeExceeded, UploadService};
 use bytes::Bytes;
-use commit::{CommitCtx, Progress};
+use commit::CommitCtx;
 use futures_util::Stream;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -200,11 +200,4 @@ fn admit(info: &UploadInfo, request: &AppendRequest) -> Result<()> {
         Some(sent) if sent > room => Err(SizeExceeded::Body { sent, room }.into()),
         _ => Ok(()),
     }
-}
-
-/// Where a PATCH left the upload, and the error that stopped it, if any.
-struct Received {
-    /// Always what is committed.
-    progress: Progress,
-    result: Result<()>,
 }

@@ -4,14 +4,14 @@
 //! early: the client went away or stalled, another request asked for the
 //! upload, the server is shutting down, or a refusal.
 
-use super::super::model::{PartNumber, UploadInfo};
-use super::super::plan::{self, Cutter, Piece};
-use super::super::ports::LockGuard;
-use super::super::{Error, SizeExceeded, UploadService};
 use super::buffer::PartBuffer;
 use super::commit::PartJob;
 use super::verify::Verifier;
 use super::{BodyError, BodyStream};
+use crate::upload::model::{PartNumber, UploadInfo};
+use crate::upload::plan::{self, Cutter, Piece};
+use crate::upload::ports::LockGuard;
+use crate::upload::{Error, SizeExceeded, UploadService};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use std::sync::atomic::Ordering;

@@ -2,13 +2,13 @@
 //! committer, the checksum stage judges the body, and what is left past the
 //! last full part joins the tail in one last commit.
 
-use super::super::model::UploadInfo;
-use super::super::ports::{Change, Commit, LockGuard};
-use super::super::{Error, UploadService};
+use super::AppendRequest;
 use super::commit::{Progress, Report, commit_parts};
 use super::read::{Ended, Reader};
 use super::verify::{Verdict, Verifier};
-use super::{AppendRequest, Received};
+use crate::upload::model::UploadInfo;
+use crate::upload::ports::{Change, Commit, LockGuard};
+use crate::upload::{Error, UploadService};
 use bytes::BytesMut;
 use tokio::sync::{mpsc, oneshot};
 
@@ -102,6 +102,13 @@ impl UploadService {
             Err(e) => Received::failed(progress, e.into()),
         }
     }
+}
+
+/// Where a PATCH left the upload, and the error that stopped it, if any.
+pub(super) struct Received {
+    /// Always what is committed.
+    pub progress: Progress,
+    pub result: Result<(), Error>,
 }
 
 impl Received {

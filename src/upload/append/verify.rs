@@ -10,9 +10,9 @@
 //! a trailer (`Trailer: Upload-Checksum`) is only known at the end, so such a
 //! body is hashed with every supported algorithm.
 
-use super::super::{Error, Result, TrailerProblem};
 use super::read::Ended;
 use crate::protocol::checksum::{ALGORITHMS, Checksum, ChecksumError, Hasher};
+use crate::upload::{Error, Result, TrailerProblem};
 use std::sync::{Arc, Mutex};
 
 /// Where the trailer of a chunked body is put once it has arrived.
