@@ -241,6 +241,13 @@ impl UploadInfo {
         self.length == Some(self.offset)
     }
 
+    /// Whether nothing more is to arrive but the object is not assembled
+    /// yet: every byte is in, or it is a final upload, and it is not
+    /// completed.
+    pub fn awaits_its_object(&self) -> bool {
+        self.state != UploadState::Completed && (self.all_bytes_received() || self.is_final())
+    }
+
     /// Whether this is the final upload of a concatenation.
     pub fn is_final(&self) -> bool {
         matches!(self.concat, Some(Concat::Final { .. }))

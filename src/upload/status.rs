@@ -20,9 +20,7 @@ impl UploadService {
     /// [`Error::Finishing`] while it cannot be finished yet.
     pub async fn head(&self, id: &UploadId) -> Result<UploadInfo> {
         let info = self.get(id).await?;
-        let unfinished_final = info.is_final() && info.state != UploadState::Completed;
-        if !(info.all_bytes_received() || unfinished_final) || info.state == UploadState::Completed
-        {
+        if !info.awaits_its_object() {
             return Ok(info);
         }
         let Some(guard) = self.locker.try_acquire(id).await? else {
