@@ -255,3 +255,34 @@ async fn redis_s3_service(backend: &Backend, limits: Limits) -> Result<UploadSer
         key_prefix.clone(),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_builder_checks_settings_before_it_connects() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let small = Partway::builder()
+            .data_dir(dir.path())
+            .configure(|s| s.part_size = 1 << 20)
+            .build()
+            .await;
+        let refused = small.err().map(|e| e.to_string());
+        assert!(refused.is_some_and(|e| e.contains("--part-size")));
+        let relative = Partway::builder()
+            .data_dir(dir.path())
+            .base_path("uploads")
+            .build()
+            .await;
+        assert!(relative.is_err(), "a base path must start with /");
+        let built = Partway::builder()
+            .data_dir(dir.path().join("store"))
+            .base_path("/uploads")
+            .build()
+            .await
+            .expect("the embedded default builds");
+        assert_eq!(built.http.base_path, "/uploads/");
+        assert!(dir.path().join("store").is_dir(), "the data dir is made");
+    }
+}
