@@ -6,7 +6,7 @@
 //!   an in-process lock.
 //!
 //! Every state store and object store passes the same contract suite
-//! ([`contract`], behind the `test-util` feature), run on the embedded store
+//! (`contract`, behind the `test-util` feature), run on the embedded store
 //! in unit tests and on real Redis and moto in the integration tests.
 
 #[cfg(any(test, feature = "test-util"))]

@@ -29,7 +29,7 @@ impl UploadService {
     /// Creates an upload: its record, and its multipart upload in the store.
     ///
     /// # Errors
-    /// [`Error::SizeExceeded`] when the length is over the limit; store
+    /// [`super::Error::SizeExceeded`] when the length is over the limit; store
     /// failures.
     pub async fn create(&self, mut new: NewUpload) -> Result<UploadInfo> {
         let concat = match new.concat.take() {

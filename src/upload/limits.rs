@@ -37,9 +37,9 @@ pub struct Limits {
     /// Unfinished uploads expire this long after their last PATCH; `None`
     /// keeps them forever.
     pub expire_after: Option<Duration>,
-    /// Tell expired uploads from unknown ones ([`Error::Expired`]), and
+    /// Tell expired uploads from unknown ones ([`super::Error::Expired`]), and
     /// remember reaped ones for a while to do so; otherwise both are
-    /// [`Error::NotFound`] (some clients re-create an upload only then).
+    /// [`super::Error::NotFound`] (some clients re-create an upload only then).
     pub expired_gone: bool,
 }
 
