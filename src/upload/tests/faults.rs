@@ -221,3 +221,56 @@ async fn a_client_cut_again_and_again_resumes_and_sends_each_part_once() {
     // 20 full parts and the last one, each sent to the store exactly once.
     assert_eq!(counting.parts_uploaded.load(Ordering::SeqCst), 21);
 }
+
+/// A PATCH of an upload of 3000 bytes that sends `first` bytes and then
+/// waits for more forever; `read` fires once the first bytes were taken
+/// and the reader waits for the rest, holding the upload's lock.
+fn stalled_patch(first: usize) -> (AppendRequest, tokio::sync::oneshot::Receiver<()>) {
+    let (read_tx, read) = tokio::sync::oneshot::channel();
+    let rest = futures_util::stream::once(async move {
+        let _ = read_tx.send(());
+        std::future::pending::<std::result::Result<Bytes, crate::upload::BodyError>>().await
+    });
+    let sent: std::result::Result<Bytes, crate::upload::BodyError> = Ok(vec![7u8; first].into());
+    let body = futures_util::StreamExt::chain(futures_util::stream::iter([sent]), rest);
+    let request = AppendRequest {
+        offset: 0,
+        declared_length: None,
+        content_length: Some(3000),
+        body: Box::pin(body),
+        verify: Verify::None,
+    };
+    (request, read)
+}
+
+#[tokio::test]
+async fn takeover_and_shutdown_both_keep_what_arrived_and_only_a_takeover_counts_as_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (service, objects) = service(dir.path());
+    let takeovers = || service.counters().takeovers.load(Ordering::SeqCst);
+    let taken = new_upload(&service, Some(3000)).await;
+    let (request, read) = stalled_patch(1500);
+    let first = tokio::spawn({
+        let (service, id) = (service.clone(), taken.id.clone());
+        async move { service.append(&id, request).await }
+    });
+    read.await.expect("the first bytes were read");
+    // Another request asks for the upload: the stalled PATCH lets go.
+    let second = service.append(&taken.id, send(1500, &[7u8; 1500])).await;
+    let first = first.await.expect("join").expect("the first PATCH answers");
+    assert_eq!(first.offset, 1500, "what arrived is kept");
+    assert_eq!(second.expect("the second PATCH finishes").offset, 3000);
+    assert_eq!(stored(&objects, &taken), vec![7u8; 3000]);
+    assert_eq!(takeovers(), 1);
+    let stopped = new_upload(&service, Some(3000)).await;
+    let (request, read) = stalled_patch(1200);
+    let patch = tokio::spawn({
+        let (service, id) = (service.clone(), stopped.id.clone());
+        async move { service.append(&id, request).await }
+    });
+    read.await.expect("the first bytes were read");
+    service.begin_shutdown();
+    let patched = patch.await.expect("join").expect("the PATCH answers");
+    assert_eq!(patched.offset, 1200, "what arrived is kept at shutdown");
+    assert_eq!(takeovers(), 1, "a shutdown is not a takeover");
+}
