@@ -6,19 +6,20 @@
 //! [`Partway::serve`] runs it: it owns the expiry reaper and the graceful
 //! shutdown.
 
-use crate::config::{Backend, Settings, defaults, redis_nodes};
+use crate::config::{Backend, Settings, collection_path, defaults, redis_nodes};
 use crate::http::{self, HttpConfig};
 use crate::server;
 use crate::store::local::{LocalLocker, LocalObjects, LocalState};
-use crate::store::redis::{RedisLocker, RedisState, connect, connect_cluster, store_error};
+use crate::store::redis::{
+    RedisConn, RedisLocker, RedisState, connect, connect_cluster, store_error,
+};
 use crate::store::s3::S3Objects;
 use crate::upload::plan::PartLimits;
 use crate::upload::{Limits, UploadService};
 use axum::Router;
 use std::future::Future;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 use thiserror::Error;
 use tokio::net::TcpListener;
 
@@ -101,18 +102,15 @@ impl Partway {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let reaper = self.service.spawn_reaper();
+        // The reaper stops by itself once the service begins shutting down.
+        self.service.spawn_reaper();
         let mut router = self.router().merge(self.routes.clone());
         if let Some(wrap) = &self.wrap {
             router = wrap(router);
         }
         let service = self.service.clone();
         let served = server::run(listener, router, shutdown, move || service.begin_shutdown());
-        let served = served.await;
-        if let Some(reaper) = reaper {
-            reaper.abort();
-        }
-        served
+        served.await
     }
 }
 
@@ -138,7 +136,7 @@ impl Builder {
 
     /// The URL path of the upload collection, e.g. `/uploads/`.
     pub fn base_path(mut self, path: &str) -> Self {
-        self.settings.http.base_path = format!("{}/", path.trim_end_matches('/'));
+        self.settings.http.base_path = collection_path(path);
         self
     }
 
@@ -176,9 +174,6 @@ impl Builder {
     pub async fn build(self) -> Result<Partway, StartError> {
         let settings = &self.settings;
         settings.check()?;
-        if !settings.http.base_path.starts_with('/') {
-            return Err(StartError("the base path must start with /".into()));
-        }
         let limits = Limits {
             expire_after: settings.expire_after,
             expired_gone: settings.expired_gone,
@@ -188,7 +183,20 @@ impl Builder {
         };
         let service = match &settings.backend {
             Backend::Local { data_dir } => local_service(data_dir, limits).await?,
-            backend => redis_s3_service(backend, limits).await?,
+            Backend::S3 {
+                s3,
+                key_prefix,
+                redis_url,
+                redis_prefix,
+                redis_cluster,
+            } => {
+                let (client, conn) = connect_redis(redis_url, *redis_cluster).await?;
+                let state = RedisState::new(conn.clone(), redis_prefix.clone());
+                let locker = RedisLocker::new(client, conn, redis_prefix, defaults::LOCK_TTL);
+                let objects = S3Objects::connect(s3).await;
+                let (objects, state) = (Arc::new(objects), Arc::new(state));
+                UploadService::new(objects, state, Arc::new(locker), limits, key_prefix)
+            }
         };
         Ok(Partway {
             service: Arc::new(service),
@@ -200,7 +208,7 @@ impl Builder {
 }
 
 /// The embedded default: everything under `data_dir`.
-async fn local_service(data_dir: &PathBuf, limits: Limits) -> Result<UploadService, StartError> {
+async fn local_service(data_dir: &Path, limits: Limits) -> Result<UploadService, StartError> {
     tokio::fs::create_dir_all(data_dir)
         .await
         .map_err(|e| format!("--data-dir {}: {e}", data_dir.display()))?;
@@ -214,24 +222,18 @@ async fn local_service(data_dir: &PathBuf, limits: Limits) -> Result<UploadServi
     ))
 }
 
-/// Production: objects in S3, state and locks in Redis.
-async fn redis_s3_service(backend: &Backend, limits: Limits) -> Result<UploadService, StartError> {
-    let Backend::S3 {
-        s3,
-        key_prefix,
-        redis_url,
-        redis_prefix,
-        redis_cluster,
-    } = backend
-    else {
-        return Err(StartError("not an S3 backend".into()));
-    };
+/// Connects to the Redis server, or the Cluster, that `redis_url` names:
+/// the client for release requests and the connection for everything else.
+async fn connect_redis(
+    redis_url: &str,
+    cluster: bool,
+) -> Result<(redis::Client, RedisConn), StartError> {
     let nodes: Vec<String> = redis_nodes(redis_url).map(str::to_owned).collect();
     let first = nodes.first().ok_or("--redis-url is empty".to_owned())?;
     // Release requests are pub/sub on one node; a cluster broadcasts
     // PUBLISH to every node.
     let client = redis::Client::open(first.as_str()).map_err(|e| format!("--redis-url: {e}"))?;
-    let conn = if *redis_cluster {
+    let conn = if cluster {
         connect_cluster(&nodes).await
     } else {
         connect(&client).await
@@ -241,19 +243,7 @@ async fn redis_s3_service(backend: &Backend, limits: Limits) -> Result<UploadSer
         .query_async(&mut conn.clone())
         .await
         .map_err(|e| format!("Redis does not answer PING: {}", store_error(e)))?;
-    let lock_ttl: Duration = defaults::LOCK_TTL;
-    Ok(UploadService::new(
-        Arc::new(S3Objects::connect(s3).await),
-        Arc::new(RedisState::new(conn.clone(), redis_prefix.clone())),
-        Arc::new(RedisLocker::new(
-            client,
-            conn,
-            redis_prefix.clone(),
-            lock_ttl,
-        )),
-        limits,
-        key_prefix.clone(),
-    ))
+    Ok((client, conn))
 }
 
 #[cfg(test)]

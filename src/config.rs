@@ -57,8 +57,7 @@ pub struct Config {
     #[arg(long, env = "PARTWAY_LISTEN", default_value_t = defaults::LISTEN)]
     pub listen: SocketAddr,
     /// URL path of the upload collection.
-    #[arg(long, env = "PARTWAY_BASE_PATH", default_value = defaults::BASE_PATH,
-          value_parser = parse_base_path)]
+    #[arg(long, env = "PARTWAY_BASE_PATH", default_value = defaults::BASE_PATH)]
     pub base_path: String,
     /// S3 bucket for uploads. Without it, uploads go to --data-dir.
     #[arg(long, env = "PARTWAY_S3_BUCKET")]
@@ -339,6 +338,9 @@ impl Settings {
         if self.max_active_uploads == 0 {
             return Err("--max-active-uploads must be at least 1".into());
         }
+        if !self.http.base_path.starts_with('/') {
+            return Err("--base-path must start with /".into());
+        }
         Ok(())
     }
 }
@@ -400,12 +402,9 @@ fn parse_proxy(text: &str) -> Result<ipnet::IpNet, String> {
         .map_err(|_| format!("{text:?} is not an address or CIDR"))
 }
 
-/// A collection path: starts with `/`, kept with one trailing slash.
-fn parse_base_path(text: &str) -> Result<String, String> {
-    if !text.starts_with('/') {
-        return Err("must start with /".into());
-    }
-    Ok(format!("{}/", text.trim_end_matches('/')))
+/// A collection path as it is kept: with one trailing slash.
+pub fn collection_path(text: &str) -> String {
+    format!("{}/", text.trim_end_matches('/'))
 }
 
 fn parse_at_least_one(text: &str) -> Result<usize, String> {
@@ -461,7 +460,7 @@ impl Config {
             );
         }
         Ok(HttpConfig {
-            base_path: self.base_path.clone(),
+            base_path: collection_path(&self.base_path),
             cors_origins,
             cors_credentials: self.cors_allow_credentials,
             relative_location: self.relative_location,

@@ -163,12 +163,9 @@ fn log(e: &Error) {
 /// The message a client reads: store failures say only what to do.
 fn message(e: &Error) -> String {
     match e {
-        Error::Upload(upload::Error::Store(StoreError::Unavailable(_))) => {
-            "service temporarily unavailable; retry shortly".into()
-        }
-        Error::Upload(upload::Error::BufferFull) => {
-            "service temporarily unavailable; retry shortly".into()
-        }
+        Error::Upload(
+            upload::Error::Store(StoreError::Unavailable(_)) | upload::Error::BufferFull,
+        ) => "service temporarily unavailable; retry shortly".into(),
         Error::Upload(upload::Error::Store(_)) => "internal error".into(),
         other => other.to_string(),
     }

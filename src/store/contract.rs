@@ -15,7 +15,7 @@ use futures_util::TryStreamExt;
 use std::time::Duration;
 
 /// A fresh record in `receiving`, as the core creates one.
-pub fn record(id: &UploadId, part_size: u64) -> UploadInfo {
+fn record(id: &UploadId, part_size: u64) -> UploadInfo {
     UploadInfo {
         id: id.clone(),
         length: Some(100),

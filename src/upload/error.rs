@@ -7,7 +7,7 @@
 
 use super::concat_plan::ConcatPlanError;
 use super::model::UploadId;
-use super::plan::{PartListError, PlanError};
+use super::plan::PlanError;
 use super::ports::{CommitError, LockError, StoreError};
 use crate::protocol::checksum::ChecksumError;
 use thiserror::Error;
@@ -133,11 +133,6 @@ impl Error {
             StoreError::NotFound(detail) => Self::Lost { detail },
             other => Self::Store(other),
         }
-    }
-
-    /// A part list the core refused to complete: a broken invariant.
-    pub(super) fn part_list(e: &PartListError) -> Self {
-        Self::Internal(format!("refusing to complete: {e}"))
     }
 }
 

@@ -154,7 +154,8 @@ impl UploadService {
                 .await?;
             return Ok(());
         }
-        check_part_list(parts, &self.limits.parts).map_err(|e| Error::part_list(&e))?;
+        check_part_list(parts, &self.limits.parts)
+            .map_err(|e| Error::Internal(format!("refusing to complete: {e}")))?;
         match self.objects.complete_multipart(key, mp, parts).await {
             Ok(()) => Ok(()),
             Err(StoreError::NotFound(detail)) => {
