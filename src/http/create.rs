@@ -3,14 +3,15 @@
 
 use super::location::{collection_url, peer};
 use super::{
-    AppState, body_stream, check_version, content_length, effective_method, expires_header, header,
-    is_offset_stream, u64_header, verify_from,
+    AppState, body_stream, caller_of, check_version, content_length, effective_method,
+    expires_header, header, is_offset_stream, u64_header, verify_from,
 };
 use super::{Error, Result};
 use crate::protocol::checksum::Algorithm;
 use crate::protocol::headers::{UploadConcat, url_last_segment};
 use crate::protocol::metadata::Metadata;
 use crate::protocol::{self, headers as tus, names};
+use crate::upload::access::Caller;
 use crate::upload::model::{UploadId, UploadInfo};
 use crate::upload::{self, AppendRequest, NewConcat, NewUpload, SizeExceeded, Verify};
 use axum::extract::{Request, State};
@@ -156,7 +157,8 @@ impl Creation {
 async fn create(app: AppState, request: Request) -> Result<Response> {
     let creation = Creation::read(request.headers())?;
     let location = collection_url(&app, request.headers(), peer(&request));
-    let mut info = app.service.create(creation.new).await?;
+    let caller = caller_of(&request);
+    let mut info = app.service.create(&caller, creation.new).await?;
     let location = format!("{location}{}", info.id);
     let mut offset = None;
     let mut status = StatusCode::CREATED;
@@ -168,7 +170,7 @@ async fn create(app: AppState, request: Request) -> Result<Response> {
             body: body_stream(request, &creation.verify),
             verify: creation.verify,
         };
-        let (reached, refused) = first_bytes(&app, &mut info, append).await;
+        let (reached, refused) = first_bytes(&app, &caller, &mut info, append).await;
         offset = Some(reached);
         status = refused.unwrap_or(status);
     }
@@ -191,10 +193,11 @@ async fn create(app: AppState, request: Request) -> Result<Response> {
 /// mismatch, which the client must hear of.
 async fn first_bytes(
     app: &AppState,
+    caller: &Caller,
     info: &mut UploadInfo,
     append: AppendRequest,
 ) -> (u64, Option<StatusCode>) {
-    match app.service.append(&info.id, append).await {
+    match app.service.append(caller, &info.id, append).await {
         Ok(after) => {
             *info = after;
             (info.offset, None)
@@ -205,7 +208,11 @@ async fn first_bytes(
                 e @ upload::Error::ChecksumMismatch { .. } => Some(Error::from(e).status()),
                 _ => None,
             };
-            let reached = app.service.head(&info.id).await.map_or(0, |i| i.offset);
+            let reached = app
+                .service
+                .head(caller, &info.id)
+                .await
+                .map_or(0, |i| i.offset);
             (reached, status)
         }
     }

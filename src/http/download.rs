@@ -12,6 +12,7 @@ use super::AppState;
 use super::Result;
 use crate::protocol::metadata::Metadata;
 use crate::upload;
+use crate::upload::access::Caller;
 use crate::upload::model::{UploadId, UploadInfo};
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header as h};
@@ -138,8 +139,13 @@ fn requested_range(request: &HeaderMap, etag: &str, len: u64) -> Ranged {
 }
 
 /// GET: the finished upload's bytes.
-pub(super) async fn get(app: &AppState, id: &UploadId, request: &HeaderMap) -> Result<Response> {
-    let info = app.service.finished(id).await?;
+pub(super) async fn get(
+    app: &AppState,
+    caller: &Caller,
+    id: &UploadId,
+    request: &HeaderMap,
+) -> Result<Response> {
+    let info = app.service.finished(caller, id).await?;
     let len = info.offset;
     let etag = format!("\"{}\"", info.id);
     let mut response = Response::new(Body::empty());

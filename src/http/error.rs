@@ -11,6 +11,7 @@ use crate::protocol::checksum::ChecksumError;
 use crate::protocol::headers::HeaderError;
 use crate::protocol::metadata::MetadataError;
 use crate::protocol::{TUS_VERSION, names};
+use crate::upload::access::{Answer, Denial};
 use crate::upload::ports::StoreError;
 use crate::upload::{self, ConcatRefusal, SizeExceeded, TrailerProblem};
 use axum::http::{HeaderValue, StatusCode};
@@ -93,6 +94,9 @@ fn upload_status(e: &upload::Error) -> StatusCode {
         // checksum: an algorithm the server does not support gets 400; so
         // does an announced trailer that did not come or is not a checksum.
         E::ChecksumTrailer(_) => StatusCode::BAD_REQUEST,
+        // A partial that does not exist, or that the caller may not read,
+        // is not found, whichever it is: no existence oracle.
+        E::Concat(ConcatRefusal::Unknown(_)) => StatusCode::NOT_FOUND,
         // concatenation: a final must name finished partial uploads (this
         // server does not offer concatenation-unfinished); anything else is
         // a bad request.
@@ -105,8 +109,66 @@ fn upload_status(e: &upload::Error) -> StatusCode {
         E::TooManyWriters { .. } => StatusCode::TOO_MANY_REQUESTS,
         // RFC 9110 §15.6.4, with Retry-After: worth retrying shortly.
         E::BufferFull | E::Store(StoreError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
+        E::Denied(denial) => denial_status(denial),
         // RFC 9110 §15.6.1: partway failed; the detail is logged, not sent.
         E::Store(_) | E::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// The status for each refusal of the authorizer.
+fn denial_status(denial: &Denial) -> StatusCode {
+    match denial {
+        // RFC 6750 §3.1: a missing, malformed, expired or badly signed
+        // token gets 401 with a WWW-Authenticate challenge.
+        Denial::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
+        // RFC 9110 §15.5.4: understood, and refused; the pre-access hook's
+        // rejection without a status of its own (as tusd#1077) too.
+        Denial::Forbidden(_) => StatusCode::FORBIDDEN,
+        Denial::Rejected(answer) => answer
+            .status
+            .and_then(|s| StatusCode::from_u16(s).ok())
+            .filter(|s| s.is_client_error() || s.is_server_error())
+            .unwrap_or(StatusCode::FORBIDDEN),
+        // RFC 9110 §15.6.4, with Retry-After: the access hook is down or
+        // slow; never an open door.
+        Denial::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+    }
+}
+
+/// `WWW-Authenticate` for a 401 (RFC 6750 §3): `invalid_token` for a bad
+/// token, `invalid_request` when none was sent.
+fn challenge(reason: &str, invalid: bool) -> HeaderValue {
+    let error = if invalid {
+        "invalid_token"
+    } else {
+        "invalid_request"
+    };
+    let description: String = reason
+        .chars()
+        .filter(|c| c.is_ascii_graphic() && *c != '"' && *c != '\\' || *c == ' ')
+        .collect();
+    HeaderValue::from_str(&format!(
+        "Bearer realm=\"partway\", error=\"{error}\", error_description=\"{description}\""
+    ))
+    .unwrap_or_else(|_| HeaderValue::from_static("Bearer realm=\"partway\""))
+}
+
+/// Puts the application's chosen headers on a rejection; framing headers
+/// stay partway's.
+fn answer_headers(headers: &mut axum::http::HeaderMap, answer: &Answer) {
+    for (name, value) in &answer.headers {
+        let (Ok(name), Ok(value)) = (
+            axum::http::HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) else {
+            continue;
+        };
+        if name != axum::http::header::CONTENT_LENGTH
+            && name != axum::http::header::TRANSFER_ENCODING
+            && name != axum::http::header::CONNECTION
+        {
+            headers.insert(name, value);
+        }
     }
 }
 
@@ -156,6 +218,9 @@ fn log(e: &Error) {
         Error::Upload(E::Store(source)) => tracing::error!(error = %source, "request failed"),
         Error::Upload(E::Internal(detail)) => tracing::error!(%detail, "request failed"),
         Error::Upload(E::Lost { detail }) => tracing::warn!(%detail, "multipart upload lost"),
+        Error::Upload(E::Denied(Denial::Unavailable(detail))) => {
+            tracing::warn!(%detail, "authorization unavailable");
+        }
         _ => tracing::debug!(error = %e, "request refused"),
     }
 }
@@ -167,6 +232,10 @@ fn message(e: &Error) -> String {
             upload::Error::Store(StoreError::Unavailable(_)) | upload::Error::BufferFull,
         ) => "service temporarily unavailable; retry shortly".into(),
         Error::Upload(upload::Error::Store(_)) => "internal error".into(),
+        Error::Upload(upload::Error::Denied(Denial::Rejected(answer))) => answer
+            .body
+            .clone()
+            .unwrap_or_else(|| "access rejected".into()),
         other => other.to_string(),
     }
 }
@@ -175,9 +244,19 @@ impl IntoResponse for Error {
     fn into_response(self) -> Response {
         log(&self);
         let status = self.status();
-        let mut response = (status, format!("{}\n", message(&self))).into_response();
+        let body = match &self {
+            Self::Upload(upload::Error::Denied(Denial::Rejected(_))) => message(&self),
+            _ => format!("{}\n", message(&self)),
+        };
+        let mut response = (status, body).into_response();
         let headers = response.headers_mut();
         match &self {
+            Self::Upload(upload::Error::Denied(Denial::Unauthenticated { reason, invalid })) => {
+                headers.insert("www-authenticate", challenge(reason, *invalid));
+            }
+            Self::Upload(upload::Error::Denied(Denial::Rejected(answer))) => {
+                answer_headers(headers, answer);
+            }
             // "The Server MUST include the Tus-Version header in the 412 response".
             Self::UnsupportedVersion => {
                 headers.insert(names::TUS_VERSION, HeaderValue::from_static(TUS_VERSION));
@@ -191,7 +270,8 @@ impl IntoResponse for Error {
         if matches!(
             status,
             StatusCode::SERVICE_UNAVAILABLE | StatusCode::LOCKED | StatusCode::TOO_MANY_REQUESTS
-        ) {
+        ) && !headers.contains_key("retry-after")
+        {
             headers.insert("retry-after", HeaderValue::from_static("1"));
         }
         if status == checksum_mismatch() {

@@ -9,6 +9,7 @@
 use crate::app::Partway;
 use crate::http::HttpConfig;
 use crate::store::local::{LocalLocker, LocalObjects, LocalState};
+use crate::upload::access::Caller;
 use crate::upload::model::UploadInfo;
 use crate::upload::plan::PartLimits;
 use crate::upload::{AppendRequest, Limits, NewUpload, UploadService, Verify};
@@ -145,10 +146,13 @@ async fn upload(
     bytes: &'static [u8],
 ) -> UploadInfo {
     let info = service
-        .create(NewUpload {
-            length,
-            ..NewUpload::default()
-        })
+        .create(
+            &Caller::anonymous(),
+            NewUpload {
+                length,
+                ..NewUpload::default()
+            },
+        )
         .await
         .expect("create");
     if bytes.is_empty() {
@@ -162,7 +166,10 @@ async fn upload(
         body: Box::pin(body),
         verify: Verify::None,
     };
-    service.append(&info.id, request).await.expect("append")
+    service
+        .append(&Caller::anonymous(), &info.id, request)
+        .await
+        .expect("append")
 }
 
 #[test]

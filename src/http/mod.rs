@@ -21,6 +21,7 @@ pub use error::{Error, Result};
 
 use crate::protocol::checksum::Checksum;
 use crate::protocol::{self, names};
+use crate::upload::access::Caller;
 use crate::upload::model::UploadInfo;
 use crate::upload::{BodyError, BodyStream, TrailerSlot, UploadService, Verify};
 use axum::Router;
@@ -205,6 +206,26 @@ fn body_stream(request: Request, verify: &Verify) -> BodyStream {
             }
         },
     ))
+}
+
+/// The request as the core's authorizer sees it: its headers, method,
+/// target as the client sent it, and peer.
+fn caller_of(request: &Request) -> Caller {
+    let uri = request
+        .extensions()
+        .get::<axum::extract::OriginalUri>()
+        .map_or(request.uri(), |original| &original.0);
+    let target = uri.path_and_query().map_or("/", |p| p.as_str());
+    let peer = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0);
+    Caller::new(
+        request.headers().clone(),
+        request.method().as_str(),
+        target,
+        peer,
+    )
 }
 
 /// `Upload-Expires` for an upload that will expire (RFC 9110 date).

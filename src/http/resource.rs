@@ -3,11 +3,12 @@
 
 use super::create::options;
 use super::{
-    AppState, body_stream, check_version, content_length, effective_method, expires_header,
-    is_offset_stream, u64_header, verify_from,
+    AppState, body_stream, caller_of, check_version, content_length, effective_method,
+    expires_header, is_offset_stream, u64_header, verify_from,
 };
 use super::{Error, Result};
 use crate::protocol::names;
+use crate::upload::access::Caller;
 use crate::upload::model::{UploadId, UploadInfo, UploadState};
 use crate::upload::{self, AppendRequest};
 use axum::extract::{Path, Request, State};
@@ -25,19 +26,20 @@ pub(crate) async fn upload(
         if method == Method::OPTIONS {
             return Ok(options(&app));
         }
+        let caller = caller_of(&request);
         if method == Method::GET {
             // A plain download: browsers and curl send no Tus-Resumable.
             let id = UploadId::parse(&id).ok_or(upload::Error::NotFound)?;
-            return super::download::get(&app, &id, request.headers()).await;
+            return super::download::get(&app, &caller, &id, request.headers()).await;
         }
         check_version(request.headers())?;
         // Anything that is not one of our ids cannot name an upload.
         let id = UploadId::parse(&id).ok_or(upload::Error::NotFound)?;
         match method {
-            Method::HEAD => head(&app, &id).await,
-            Method::PATCH => patch(&app, &id, request).await,
+            Method::HEAD => head(&app, &caller, &id).await,
+            Method::PATCH => patch(&app, &caller, &id, request).await,
             Method::DELETE => {
-                app.service.terminate(&id).await?;
+                app.service.terminate(&caller, &id).await?;
                 Ok(StatusCode::NO_CONTENT.into_response())
             }
             _ => Err(Error::MethodNotAllowed),
@@ -48,8 +50,8 @@ pub(crate) async fn upload(
 }
 
 /// HEAD: offset, length and metadata, never cached.
-async fn head(app: &AppState, id: &UploadId) -> Result<Response> {
-    let info = app.service.head(id).await?;
+async fn head(app: &AppState, caller: &Caller, id: &UploadId) -> Result<Response> {
+    let info = app.service.head(caller, id).await?;
     let mut response = StatusCode::OK.into_response();
     let headers = response.headers_mut();
     headers.insert(h::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -76,7 +78,12 @@ async fn head(app: &AppState, id: &UploadId) -> Result<Response> {
 }
 
 /// PATCH: appends the body at `Upload-Offset`.
-async fn patch(app: &AppState, id: &UploadId, request: Request) -> Result<Response> {
+async fn patch(
+    app: &AppState,
+    caller: &Caller,
+    id: &UploadId,
+    request: Request,
+) -> Result<Response> {
     let headers = request.headers();
     if !is_offset_stream(headers) {
         return Err(Error::UnsupportedMediaType);
@@ -90,6 +97,7 @@ async fn patch(app: &AppState, id: &UploadId, request: Request) -> Result<Respon
     let info = app
         .service
         .append(
+            caller,
             id,
             AppendRequest {
                 offset,

@@ -30,6 +30,7 @@ fn record(id: &UploadId, part_size: u64) -> UploadInfo {
         created_at: 1_700_000_000,
         concat: None,
         expires_at: Some(1_700_003_600),
+        owner: Some("subject-1".into()),
     }
 }
 
@@ -57,6 +58,26 @@ pub async fn state_store(state: &dyn StateStore, locker: &dyn Locker) {
     commits_move_offset_and_tail(state, locker).await;
     commits_are_compare_and_set(state, locker).await;
     expiry_is_indexed(state).await;
+    credentials_redeem_once(state).await;
+}
+
+/// A single-use credential redeems once, even when presented at once by
+/// many, and is forgotten only after its time.
+async fn credentials_redeem_once(state: &dyn StateStore) {
+    let key = format!("issuer\u{0}{}", UploadId::random());
+    let until = crate::upload::model::now_secs() + 600;
+    let tries = futures_util::future::join_all((0..8).map(|_| state.redeem(&key, until))).await;
+    let won = tries.into_iter().filter(|t| matches!(t, Ok(true))).count();
+    assert_eq!(won, 1, "exactly one of eight concurrent redemptions wins");
+    assert!(
+        !state.redeem(&key, until).await.expect("redeem"),
+        "a replay"
+    );
+    let other = format!("issuer\u{0}{}", UploadId::random());
+    assert!(
+        state.redeem(&other, until).await.expect("redeem"),
+        "another key"
+    );
 }
 
 /// A record reads back as written; an id is created once.

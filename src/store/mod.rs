@@ -14,3 +14,13 @@ pub mod contract;
 pub mod local;
 pub mod redis;
 pub mod s3;
+
+/// The name under which a single-use credential's `key` is remembered: a
+/// digest, so no credential text reaches a key or a file name.
+pub(crate) fn once_name(key: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(key.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}

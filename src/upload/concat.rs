@@ -8,6 +8,7 @@
 //! same part numbers, and the final moves to `completed` only once its object
 //! exists.
 
+use super::access::{Action, Caller, Grant};
 use super::concat_plan::{self, PlannedPart};
 use super::model::{
     Concat, MultipartId, ObjectKey, PartNumber, PartRecord, UploadId, UploadInfo, UploadState,
@@ -17,6 +18,19 @@ use super::{ConcatRefusal, Error, NewUpload, Result, SizeExceeded, UploadService
 use bytes::BytesMut;
 use futures_util::{StreamExt, TryStreamExt};
 
+/// Refuses partials that are not partial uploads, or not finished.
+fn usable(partials: &[UploadInfo]) -> Result<()> {
+    for info in partials {
+        if info.concat != Some(Concat::Partial) {
+            return Err(ConcatRefusal::NotPartial(info.id.clone()).into());
+        }
+        if info.state != UploadState::Completed {
+            return Err(ConcatRefusal::Unfinished(info.id.clone()).into());
+        }
+    }
+    Ok(())
+}
+
 impl UploadService {
     /// Loads the partial uploads a final upload names, refusing any that
     /// cannot be used.
@@ -24,35 +38,51 @@ impl UploadService {
     /// # Errors
     /// [`Error::Concat`] naming the first unusable partial.
     pub(super) async fn usable_partials(&self, ids: &[UploadId]) -> Result<Vec<UploadInfo>> {
+        let partials = self.named_partials(ids).await?;
+        usable(&partials)?;
+        Ok(partials)
+    }
+
+    /// Loads the uploads a final upload names.
+    async fn named_partials(&self, ids: &[UploadId]) -> Result<Vec<UploadInfo>> {
         if ids.is_empty() {
             return Err(ConcatRefusal::NoPartials.into());
         }
         let now = super::model::now_secs();
         let mut partials = Vec::with_capacity(ids.len());
         for id in ids {
-            let info = match self.state.get(id).await? {
-                Some(info) if !info.expired(now) => info,
+            match self.state.get(id).await? {
+                Some(info) if !info.expired(now) => partials.push(info),
                 _ => return Err(ConcatRefusal::Unknown(id.clone()).into()),
-            };
-            if info.concat != Some(Concat::Partial) {
-                return Err(ConcatRefusal::NotPartial(id.clone()).into());
             }
-            if info.state != UploadState::Completed {
-                return Err(ConcatRefusal::Unfinished(id.clone()).into());
-            }
-            partials.push(info);
         }
+        Ok(partials)
+    }
+
+    /// The partials `caller` may concatenate, loaded: one it may not read is
+    /// refused exactly as one that does not exist.
+    async fn partials_for(&self, caller: &Caller, ids: &[UploadId]) -> Result<Vec<UploadInfo>> {
+        let partials = self.named_partials(ids).await?;
+        let grant = self.grant_for(caller, Action::Concat, &partials).await?;
+        for info in &partials {
+            if self.check_upload(&grant, Action::Concat, info).is_err() {
+                return Err(ConcatRefusal::Unknown(info.id.clone()).into());
+            }
+        }
+        usable(&partials)?;
         Ok(partials)
     }
 
     /// Creates a final upload and assembles its object.
     pub(super) async fn create_final(
         &self,
+        caller: &Caller,
+        grant: &Grant,
         new: NewUpload,
         header: String,
         ids: Vec<UploadId>,
     ) -> Result<UploadInfo> {
-        let partials = self.usable_partials(&ids).await?;
+        let partials = self.partials_for(caller, &ids).await?;
         let length = partials.iter().map(|p| p.offset).sum::<u64>();
         if length > self.limits.max_size {
             return Err(SizeExceeded::Partials {
@@ -60,6 +90,9 @@ impl UploadService {
                 max: self.limits.max_size,
             }
             .into());
+        }
+        if let Some(max) = grant.rules.max_size.filter(|max| length > *max) {
+            return Err(SizeExceeded::Grant { length, max }.into());
         }
         let sizes: Vec<u64> = partials.iter().map(|p| p.offset).collect();
         concat_plan::plan(&sizes, &self.limits.parts).map_err(ConcatRefusal::from)?;
@@ -76,6 +109,7 @@ impl UploadService {
                 self.limits.part_size,
                 length,
                 Some(concat),
+                grant,
             )
             .await?;
         let guard = self.locker.acquire(&info.id, self.limits.lock_wait).await?;
@@ -85,7 +119,7 @@ impl UploadService {
             Ok(info) => Ok(info),
             Err(e) => {
                 tracing::warn!(upload = %info.id, error = %e, "assembling a final upload failed");
-                if let Err(cleanup) = self.terminate(&info.id).await {
+                if let Err(cleanup) = self.remove(&info.id).await {
                     tracing::warn!(upload = %info.id, error = %cleanup, "could not remove it");
                 }
                 Err(e)

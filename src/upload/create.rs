@@ -1,5 +1,6 @@
 //! Creating an upload: its part size, its record, its multipart upload.
 
+use super::access::{Caller, Grant};
 use super::model::{Concat, ObjectKey, UploadId, UploadInfo, UploadState, now_secs};
 use super::{Result, SizeExceeded, UploadService, plan};
 use crate::protocol::metadata::Metadata;
@@ -26,17 +27,24 @@ pub enum NewConcat {
 }
 
 impl UploadService {
-    /// Creates an upload: its record, and its multipart upload in the store.
+    /// Creates an upload for `caller`, who owns it: its record, and its
+    /// multipart upload in the store.
     ///
     /// # Errors
-    /// [`super::Error::SizeExceeded`] when the length is over the limit; store
-    /// failures.
-    pub async fn create(&self, mut new: NewUpload) -> Result<UploadInfo> {
+    /// [`super::Error::Denied`] when the caller may not;
+    /// [`super::Error::SizeExceeded`] when the length is over the limit or
+    /// the caller's; store failures.
+    pub async fn create(&self, caller: &Caller, mut new: NewUpload) -> Result<UploadInfo> {
+        let grant = self
+            .grant_creation(caller, new.length, new.metadata.as_ref())
+            .await?;
         let concat = match new.concat.take() {
             None => None,
             Some(NewConcat::Partial) => Some(Concat::Partial),
             Some(NewConcat::Final { header, partials }) => {
-                return self.create_final(new, header, partials).await;
+                return self
+                    .create_final(caller, &grant, new, header, partials)
+                    .await;
             }
         };
         let (part_size, max_length) = match new.length {
@@ -53,7 +61,12 @@ impl UploadService {
                 self.limits.max_deferred_size,
             ),
         };
-        self.create_record(new, part_size, max_length, concat).await
+        let max_length = grant
+            .rules
+            .max_size
+            .map_or(max_length, |m| m.min(max_length));
+        self.create_record(new, part_size, max_length, concat, &grant)
+            .await
     }
 
     /// Writes a new upload's record and starts its multipart upload (or,
@@ -64,6 +77,7 @@ impl UploadService {
         part_size: u64,
         max_length: u64,
         concat: Option<Concat>,
+        grant: &Grant,
     ) -> Result<UploadInfo> {
         let id = UploadId::random();
         let object_key = ObjectKey::new(format!("{}{id}", self.key_prefix));
@@ -94,6 +108,7 @@ impl UploadService {
             created_at: now_secs(),
             expires_at: None,
             concat,
+            owner: grant.subject.clone(),
         };
         let info = UploadInfo {
             expires_at: self.expiry_for(&info),

@@ -5,6 +5,7 @@
 //! for tus 1.0) decides how to answer it. Store failures keep their
 //! [`StoreError`] as the source, so a log shows what the store said.
 
+use super::access::Denial;
 use super::concat_plan::ConcatPlanError;
 use super::model::UploadId;
 use super::plan::PlanError;
@@ -66,6 +67,9 @@ pub enum Error {
     /// The buffer budget stayed full; what arrived was kept.
     #[error("the server's buffer budget is exhausted; retry shortly")]
     BufferFull,
+    /// The authorizer, or the core's access rules, refused the caller.
+    #[error("{0}")]
+    Denied(Denial),
     /// A backing store failed; `StoreError::Unavailable` is worth retrying.
     #[error("store failure")]
     Store(#[source] StoreError),
@@ -85,6 +89,8 @@ pub enum SizeExceeded {
     Body { sent: u64, room: u64 },
     #[error("body runs past the upload's length")]
     PastLength,
+    #[error("Upload-Length {length} exceeds the {max} bytes the credential allows")]
+    Grant { length: u64, max: u64 },
     #[error("the partial uploads add up to {total} bytes, over the maximum of {max}")]
     Partials { total: u64, max: u64 },
     #[error(transparent)]
@@ -145,6 +151,12 @@ impl From<StoreError> for Error {
 impl From<SizeExceeded> for Error {
     fn from(e: SizeExceeded) -> Self {
         Self::SizeExceeded(e)
+    }
+}
+
+impl From<Denial> for Error {
+    fn from(e: Denial) -> Self {
+        Self::Denied(e)
     }
 }
 

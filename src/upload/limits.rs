@@ -41,6 +41,9 @@ pub struct Limits {
     /// remember reaped ones for a while to do so; otherwise both are
     /// [`super::Error::NotFound`] (some clients re-create an upload only then).
     pub expired_gone: bool,
+    /// How long past its expiry a credential may still resume (HEAD,
+    /// PATCH) an unfinished upload of its subject.
+    pub resume_grace: Duration,
 }
 
 impl Limits {
@@ -72,6 +75,7 @@ impl Limits {
             body_idle_timeout: Duration::from_secs(60),
             expire_after: Some(Self::DEFAULT_EXPIRE_AFTER),
             expired_gone: false,
+            resume_grace: Self::DEFAULT_EXPIRE_AFTER,
         }
     }
 

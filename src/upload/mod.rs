@@ -7,6 +7,7 @@
 //! `http` module, for tus 1.0) turns requests into calls here, and the
 //! core's [`Error`]s, named by cause, into responses.
 
+pub mod access;
 mod append;
 mod concat;
 mod concat_plan;
@@ -28,6 +29,7 @@ pub use create::{NewConcat, NewUpload};
 pub use error::{ConcatRefusal, Error, Result, SizeExceeded, TrailerProblem};
 pub use limits::Limits;
 
+use access::{AnyoneMay, Authorizer};
 use model::UploadId;
 use ports::{Locker, ObjectStore, StateStore};
 use std::sync::Arc;
@@ -47,6 +49,7 @@ pub struct UploadService {
     /// Cancelled at shutdown: PATCHes stop reading and commit what they have.
     stopping: CancellationToken,
     counters: Counters,
+    authorizer: Arc<dyn Authorizer>,
 }
 
 /// Events worth counting, for tests, load runs and (later) metrics.
@@ -81,7 +84,14 @@ impl UploadService {
             active,
             stopping: CancellationToken::new(),
             counters: Counters::default(),
+            authorizer: Arc::new(AnyoneMay),
         }
+    }
+
+    /// The same service, asking `authorizer` before every request.
+    pub fn with_authorizer(mut self, authorizer: Arc<dyn Authorizer>) -> Self {
+        self.authorizer = authorizer;
+        self
     }
 
     /// Starts a graceful shutdown: PATCHes in flight stop reading, commit

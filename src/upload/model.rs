@@ -233,6 +233,10 @@ pub struct UploadInfo {
     /// When it expires, seconds since the Unix epoch; `None` never.
     #[serde(default)]
     pub expires_at: Option<u64>,
+    /// The subject that created it; only it (or an admin) may act on it.
+    /// `None` when it was created without an identified caller.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
 }
 
 impl UploadInfo {

@@ -226,6 +226,11 @@ pub trait StateStore: Send + Sync + 'static {
 
     /// Whether [`StateStore::mark_gone`] was called for `id` recently.
     async fn is_gone(&self, id: &UploadId) -> Result<bool, StoreError>;
+
+    /// Redeems a single-use credential: `true` the first time `key` is
+    /// presented, `false` ever after, until `until` (seconds since the Unix
+    /// epoch) when it can be forgotten. Atomic across instances.
+    async fn redeem(&self, key: &str, until: u64) -> Result<bool, StoreError>;
 }
 
 /// Why a lock could not be taken.

@@ -1,6 +1,7 @@
 //! Reading an upload's state (HEAD), its finished object (GET) and
 //! terminating it (DELETE).
 
+use super::access::{Action, Caller};
 use super::model::{UploadId, UploadInfo, UploadState};
 use super::ports::ObjectStream;
 use super::{Error, Result, UploadService};
@@ -16,10 +17,17 @@ impl UploadService {
     /// retry.
     ///
     /// # Errors
-    /// [`Error::NotFound`] for an unknown upload; [`Error::Busy`] or
+    /// [`Error::Denied`] when the caller may not; [`Error::NotFound`] for an
+    /// unknown upload, or one the caller does not own; [`Error::Busy`] or
     /// [`Error::Finishing`] while it cannot be finished yet.
-    pub async fn head(&self, id: &UploadId) -> Result<UploadInfo> {
-        let info = self.get(id).await?;
+    pub async fn head(&self, caller: &Caller, id: &UploadId) -> Result<UploadInfo> {
+        let (info, _) = self.authorized(caller, Action::Status, id).await?;
+        self.status(info).await
+    }
+
+    /// An upload's state, finished first if it awaits its object.
+    pub(super) async fn status(&self, info: UploadInfo) -> Result<UploadInfo> {
+        let id = &info.id;
         if !info.awaits_its_object() {
             return Ok(info);
         }
@@ -45,10 +53,11 @@ impl UploadService {
     /// A finished upload, for download.
     ///
     /// # Errors
-    /// [`Error::NotFound`] for an unknown upload; [`Error::NotFinished`]
-    /// while it is unfinished.
-    pub async fn finished(&self, id: &UploadId) -> Result<UploadInfo> {
-        let info = self.get(id).await?;
+    /// [`Error::Denied`] when the caller may not; [`Error::NotFound`] for an
+    /// unknown upload, or one the caller may not read;
+    /// [`Error::NotFinished`] while it is unfinished.
+    pub async fn finished(&self, caller: &Caller, id: &UploadId) -> Result<UploadInfo> {
+        let (info, _) = self.authorized(caller, Action::Read, id).await?;
         if info.state != UploadState::Completed {
             return Err(Error::NotFinished {
                 offset: info.offset,
@@ -71,9 +80,16 @@ impl UploadService {
     /// if it was finished, and removes all its state.
     ///
     /// # Errors
-    /// [`Error::NotFound`] for an unknown upload; [`Error::Busy`] if a
+    /// [`Error::Denied`] when the caller may not; [`Error::NotFound`] for an
+    /// unknown upload, or one the caller does not own; [`Error::Busy`] if a
     /// request keeps holding it.
-    pub async fn terminate(&self, id: &UploadId) -> Result<()> {
+    pub async fn terminate(&self, caller: &Caller, id: &UploadId) -> Result<()> {
+        self.authorized(caller, Action::Delete, id).await?;
+        self.remove(id).await
+    }
+
+    /// Terminates an upload, for partway itself.
+    pub(super) async fn remove(&self, id: &UploadId) -> Result<()> {
         let guard = self.locker.acquire(id, self.limits.lock_wait).await?;
         let result = match self.state.get(id).await {
             Ok(Some(info)) => self.remove_upload(&info).await,

@@ -37,6 +37,7 @@ fn record(id: &UploadId) -> UploadInfo {
         created_at: 0,
         concat: None,
         expires_at: None,
+        owner: None,
     }
 }
 

@@ -15,7 +15,7 @@
 
 use super::lock::LocalLocker;
 use super::objects::write_atomic;
-use crate::upload::model::{LockToken, PartRecord, UploadId, UploadInfo};
+use crate::upload::model::{LockToken, PartRecord, UploadId, UploadInfo, now_secs};
 use crate::upload::ports::{Change, Commit, CommitError, StateStore, StoreError};
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -267,5 +267,22 @@ impl StateStore for LocalState {
 
     async fn is_gone(&self, id: &UploadId) -> Result<bool, StoreError> {
         Ok(fs::metadata(self.path(id, "gone")).await.is_ok())
+    }
+
+    async fn redeem(&self, key: &str, until: u64) -> Result<bool, StoreError> {
+        let path = self.root.join("once").join(crate::store::once_name(key));
+        let _write = self.write.lock().await;
+        let remembered = match fs::read_to_string(&path).await {
+            Ok(text) => text.trim().parse::<u64>().unwrap_or(u64::MAX),
+            Err(e) if e.kind() == ErrorKind::NotFound => 0,
+            Err(e) => return Err(other("redeem", e)),
+        };
+        if remembered > now_secs() {
+            return Ok(false);
+        }
+        write_atomic(&path, until.to_string().as_bytes())
+            .await
+            .map_err(|e| other("redeem", e))?;
+        Ok(true)
     }
 }

@@ -5,7 +5,7 @@ use super::conn::RedisConn;
 use super::{GONE_TTL_SECS, Keys, store_error};
 use crate::upload::model::{
     Concat, ETag, LockToken, MultipartId, ObjectKey, PartNumber, PartRecord, UploadId, UploadInfo,
-    UploadState,
+    UploadState, now_secs,
 };
 use crate::upload::ports::{Change, Commit, CommitError, StateStore, StoreError};
 use async_trait::async_trait;
@@ -27,6 +27,8 @@ struct Fixed {
     created_at: u64,
     #[serde(default)]
     concat: Option<Concat>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    owner: Option<String>,
 }
 
 /// Loads a script with the commit guard in front of its change.
@@ -159,6 +161,7 @@ fn decode(id: &UploadId, fields: Vec<Option<String>>) -> Result<Option<UploadInf
         state: UploadState::parse(&state).ok_or_else(|| bad("state"))?,
         created_at: fixed.created_at,
         concat: fixed.concat,
+        owner: fixed.owner,
         expires_at: match expires.as_deref() {
             None | Some("") => None,
             Some(e) => Some(e.parse().map_err(|_| bad("expires"))?),
@@ -178,6 +181,7 @@ impl StateStore for RedisState {
             multipart_id: info.multipart_id.clone(),
             created_at: info.created_at,
             concat: info.concat.clone(),
+            owner: info.owner.clone(),
         };
         let fixed = serde_json::to_string(&fixed).map_err(|e| StoreError::Other(e.to_string()))?;
         let length = info.length.map(|l| l.to_string()).unwrap_or_default();
@@ -327,6 +331,21 @@ impl StateStore for RedisState {
             .await
             .map_err(store_error)?;
         Ok(())
+    }
+
+    async fn redeem(&self, key: &str, until: u64) -> Result<bool, StoreError> {
+        let key = format!("{}once:{}", self.prefix, crate::store::once_name(key));
+        let ttl = until.saturating_sub(now_secs()).max(1);
+        let set: Option<String> = redis::cmd("SET")
+            .arg(&key)
+            .arg(until)
+            .arg("NX")
+            .arg("EX")
+            .arg(ttl)
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(store_error)?;
+        Ok(set.is_some())
     }
 
     async fn is_gone(&self, id: &UploadId) -> Result<bool, StoreError> {

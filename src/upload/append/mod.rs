@@ -30,6 +30,7 @@ mod verify;
 
 pub use verify::{TrailerSlot, Verify};
 
+use super::access::{Action, Caller};
 use super::model::{UploadId, UploadInfo, UploadState};
 use super::plan;
 use super::ports::{Change, Commit, LockGuard};
@@ -74,9 +75,13 @@ impl UploadService {
     /// still reads the body to its end or error and commits what arrived.
     pub async fn append(
         self: &Arc<Self>,
+        caller: &Caller,
         id: &UploadId,
         request: AppendRequest,
     ) -> Result<UploadInfo> {
+        // Authorized before the lock is asked for, so no stranger can make
+        // the upload's writer let go, and before a byte is read.
+        self.authorized(caller, Action::Write, id).await?;
         // Admission: past the cap on uploads being written, refuse at once,
         // before a byte is read.
         let Ok(slot) = self.active.clone().try_acquire_owned() else {

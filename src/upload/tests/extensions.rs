@@ -2,7 +2,7 @@
 //! the embedded store (which enforces S3's multipart rules), with the part
 //! limits shrunk so that many parts fit in a small test.
 
-use super::{PART, body, new_upload, send, service, stored};
+use super::{PART, anyone, body, new_upload, send, service, stored};
 use crate::protocol::checksum::{Algorithm, Checksum, digest};
 use crate::upload::Error;
 use crate::upload::model::{UploadId, UploadState};
@@ -33,13 +33,14 @@ async fn a_checksum_mismatch_commits_nothing_even_after_parts_went_up() {
     let info = new_upload(&service, Some(whole.len() as u64)).await;
     // A first PATCH leaves a tail, so the next one's first part consumes it.
     service
-        .append(&info.id, send(0, &whole[..500]))
+        .append(&anyone(), &info.id, send(0, &whole[..500]))
         .await
         .expect("first");
     // Three full parts reach the store, then the digest does not match.
     let mut wrong = whole[500..4000].to_vec();
     let refused = service
         .append(
+            &anyone(),
             &info.id,
             checked(500, &whole[500..4000], &{
                 wrong[10] ^= 1;
@@ -51,15 +52,15 @@ async fn a_checksum_mismatch_commits_nothing_even_after_parts_went_up() {
         matches!(refused, Err(Error::ChecksumMismatch { algorithm: "sha1" })),
         "{refused:?}"
     );
-    let head = service.head(&info.id).await.expect("head");
+    let head = service.head(&anyone(), &info.id).await.expect("head");
     assert_eq!(head.offset, 500, "a refused body moves nothing");
     // The same bytes with the right digest, then the rest: the object is exact.
     let rest = &whole[500..];
     service
-        .append(&info.id, checked(500, rest, rest))
+        .append(&anyone(), &info.id, checked(500, rest, rest))
         .await
         .expect("accepted");
-    let done = service.head(&info.id).await.expect("head");
+    let done = service.head(&anyone(), &info.id).await.expect("head");
     assert_eq!(done.state, UploadState::Completed);
     assert_eq!(stored(&objects, &done), whole);
 }
@@ -74,8 +75,15 @@ async fn a_cut_body_with_a_checksum_is_not_kept() {
         body: body(vec![whole[..2500].to_vec()], true),
         ..checked(0, &whole, &whole)
     };
-    let _ = service.append(&info.id, cut).await;
-    assert_eq!(service.head(&info.id).await.expect("head").offset, 0);
+    let _ = service.append(&anyone(), &info.id, cut).await;
+    assert_eq!(
+        service
+            .head(&anyone(), &info.id)
+            .await
+            .expect("head")
+            .offset,
+        0
+    );
 }
 
 #[tokio::test]
@@ -94,25 +102,28 @@ async fn trailer_checksums_are_judged_when_the_body_ends() {
             verify: Verify::Trailer(slot),
             ..send(0, &whole)
         };
-        let result = service.append(&info.id, request).await;
+        let result = service.append(&anyone(), &info.id, request).await;
         assert_eq!(result.is_ok(), expect_ok, "{result:?}");
     }
-    let done = service.head(&info.id).await.expect("head");
+    let done = service.head(&anyone(), &info.id).await.expect("head");
     assert_eq!(stored(&objects, &done), whole);
 }
 
 async fn partial(service: &Arc<UploadService>, bytes: &[u8]) -> UploadId {
     let info = service
-        .create(NewUpload {
-            length: Some(bytes.len() as u64),
-            metadata: None,
-            concat: Some(NewConcat::Partial),
-        })
+        .create(
+            &anyone(),
+            NewUpload {
+                length: Some(bytes.len() as u64),
+                metadata: None,
+                concat: Some(NewConcat::Partial),
+            },
+        )
         .await
         .expect("partial");
     if !bytes.is_empty() {
         service
-            .append(&info.id, send(0, bytes))
+            .append(&anyone(), &info.id, send(0, bytes))
             .await
             .expect("patch");
     }
@@ -137,13 +148,16 @@ async fn finals_are_assembled_from_partials_of_any_size() {
     }
     let header = "final;whatever".to_owned();
     let info = service
-        .create(NewUpload {
-            concat: Some(NewConcat::Final {
-                header: header.clone(),
-                partials: ids.clone(),
-            }),
-            ..NewUpload::default()
-        })
+        .create(
+            &anyone(),
+            NewUpload {
+                concat: Some(NewConcat::Final {
+                    header: header.clone(),
+                    partials: ids.clone(),
+                }),
+                ..NewUpload::default()
+            },
+        )
         .await
         .expect("final");
     assert_eq!(info.state, UploadState::Completed);
@@ -151,13 +165,16 @@ async fn finals_are_assembled_from_partials_of_any_size() {
     assert_eq!(stored(&objects, &info), pieces.concat());
     // A partial may be used again, in another order.
     let again = service
-        .create(NewUpload {
-            concat: Some(NewConcat::Final {
-                header,
-                partials: vec![ids[4].clone(), ids[0].clone()],
-            }),
-            ..NewUpload::default()
-        })
+        .create(
+            &anyone(),
+            NewUpload {
+                concat: Some(NewConcat::Final {
+                    header,
+                    partials: vec![ids[4].clone(), ids[0].clone()],
+                }),
+                ..NewUpload::default()
+            },
+        )
         .await
         .expect("second final");
     assert_eq!(
@@ -165,7 +182,9 @@ async fn finals_are_assembled_from_partials_of_any_size() {
         [&pieces[4][..], &pieces[0][..]].concat()
     );
     // A final takes no PATCH.
-    let refused = service.append(&info.id, send(info.offset, b"")).await;
+    let refused = service
+        .append(&anyone(), &info.id, send(info.offset, b""))
+        .await;
     assert!(
         matches!(refused, Err(Error::FinalIsReadOnly)),
         "{refused:?}"
@@ -178,11 +197,14 @@ async fn finals_refuse_unusable_partials() {
     let (service, _) = service(dir.path());
     let plain = new_upload(&service, Some(1)).await.id;
     let unfinished = service
-        .create(NewUpload {
-            length: Some(10),
-            concat: Some(NewConcat::Partial),
-            ..NewUpload::default()
-        })
+        .create(
+            &anyone(),
+            NewUpload {
+                length: Some(10),
+                concat: Some(NewConcat::Partial),
+                ..NewUpload::default()
+            },
+        )
         .await
         .expect("partial")
         .id;
@@ -193,13 +215,16 @@ async fn finals_refuse_unusable_partials() {
         vec![],
     ] {
         let refused = service
-            .create(NewUpload {
-                concat: Some(NewConcat::Final {
-                    header: "final;x".into(),
-                    partials,
-                }),
-                ..NewUpload::default()
-            })
+            .create(
+                &anyone(),
+                NewUpload {
+                    concat: Some(NewConcat::Final {
+                        header: "final;x".into(),
+                        partials,
+                    }),
+                    ..NewUpload::default()
+                },
+            )
             .await;
         assert!(matches!(refused, Err(Error::Concat(_))), "{refused:?}");
     }
@@ -213,7 +238,7 @@ async fn expired_uploads_are_refused_then_reaped_once() {
     for _ in 0..5 {
         let info = new_upload(&service, Some(5000)).await;
         service
-            .append(&info.id, send(0, &[1; 1500]))
+            .append(&anyone(), &info.id, send(0, &[1; 1500]))
             .await
             .expect("patch");
         ids.push(info.id);
@@ -221,14 +246,14 @@ async fn expired_uploads_are_refused_then_reaped_once() {
     // A finished upload never expires; a finished partial does.
     let done = new_upload(&service, Some(3)).await;
     let done = service
-        .append(&done.id, send(0, b"abc"))
+        .append(&anyone(), &done.id, send(0, b"abc"))
         .await
         .expect("done");
     assert_eq!(done.expires_at, None);
     let partial = partial(&service, b"xyz").await;
     assert!(
         service
-            .head(&partial)
+            .head(&anyone(), &partial)
             .await
             .expect("head")
             .expires_at
@@ -238,7 +263,10 @@ async fn expired_uploads_are_refused_then_reaped_once() {
     for id in ids.iter().chain([&partial]) {
         service.state.set_expiry(id, Some(1)).await.expect("expire");
     }
-    assert!(matches!(service.head(&ids[0]).await, Err(Error::NotFound)));
+    assert!(matches!(
+        service.head(&anyone(), &ids[0]).await,
+        Err(Error::NotFound)
+    ));
     // Reapers racing each other reap each upload exactly once.
     let passes = futures_util::future::join_all((0..3).map(|_| service.reap_expired())).await;
     let reaped: usize = passes.into_iter().map(|r| r.expect("pass")).sum();
@@ -248,7 +276,7 @@ async fn expired_uploads_are_refused_then_reaped_once() {
         assert!(service.state.get(id).await.expect("get").is_none());
     }
     assert_eq!(
-        service.head(&done.id).await.expect("head").state,
+        service.head(&anyone(), &done.id).await.expect("head").state,
         UploadState::Completed
     );
     assert!(service.state.get(&partial).await.expect("get").is_none());

@@ -1,7 +1,7 @@
 //! Core tests with injected store faults: a failed CompleteMultipartUpload,
 //! and a multipart upload that vanished behind partway's back.
 
-use super::{PART, body, new_upload, send, service, stored};
+use super::{PART, anyone, body, new_upload, send, service, stored};
 use crate::store::local::{LocalLocker, LocalObjects, LocalState};
 use crate::upload::Error;
 use crate::upload::model::{self, ETag, MultipartId, ObjectKey, PartNumber, UploadState};
@@ -24,6 +24,7 @@ async fn an_upload_whose_multipart_upload_vanished_is_retired_with_404() {
     let data = vec![7u8; 2 * PART as usize];
     let result = service
         .append(
+            &anyone(),
             &info.id,
             AppendRequest {
                 offset: 0,
@@ -35,7 +36,10 @@ async fn an_upload_whose_multipart_upload_vanished_is_retired_with_404() {
         )
         .await;
     assert!(matches!(result, Err(Error::Lost { .. })), "{result:?}");
-    assert!(matches!(service.head(&info.id).await, Err(Error::NotFound)));
+    assert!(matches!(
+        service.head(&anyone(), &info.id).await,
+        Err(Error::NotFound)
+    ));
 }
 
 /// Delegates to the embedded store, failing CompleteMultipartUpload a set
@@ -152,7 +156,7 @@ async fn a_failed_complete_is_retried_by_the_next_head_or_patch() {
     let data: Vec<u8> = (0..2500u32).map(|i| (i % 13) as u8).collect();
     let info = new_upload(&service, Some(2500)).await;
     // The last PATCH gets every byte in, but Complete fails: 503.
-    let first = service.append(&info.id, send(0, &data)).await;
+    let first = service.append(&anyone(), &info.id, send(0, &data)).await;
     assert!(
         matches!(first, Err(Error::Store(StoreError::Unavailable(_)))),
         "{first:?}"
@@ -161,7 +165,7 @@ async fn a_failed_complete_is_retried_by_the_next_head_or_patch() {
     assert_eq!(uploaded, 3, "two full parts and the last one");
     // HEAD tries again, fails again: 423, never "complete" without an object.
     assert!(matches!(
-        service.head(&info.id).await,
+        service.head(&anyone(), &info.id).await,
         Err(Error::Finishing)
     ));
     assert_eq!(
@@ -170,7 +174,7 @@ async fn a_failed_complete_is_retried_by_the_next_head_or_patch() {
     );
     // The next PATCH (empty, at the full offset) finishes it.
     let done = service
-        .append(&info.id, send(2500, b""))
+        .append(&anyone(), &info.id, send(2500, b""))
         .await
         .expect("finished");
     assert_eq!(done.state, UploadState::Completed);
@@ -181,7 +185,14 @@ async fn a_failed_complete_is_retried_by_the_next_head_or_patch() {
     );
     let stored = stored(&objects, &info);
     assert_eq!(stored, data);
-    assert_eq!(service.head(&info.id).await.expect("head").offset, 2500);
+    assert_eq!(
+        service
+            .head(&anyone(), &info.id)
+            .await
+            .expect("head")
+            .offset,
+        2500
+    );
 }
 
 #[tokio::test]
@@ -210,9 +221,13 @@ async fn a_client_cut_again_and_again_resumes_and_sends_each_part_once() {
             body: body(vec![rest[..sent].to_vec()], cut),
             verify: Verify::None,
         };
-        let _ = service.append(&info.id, request).await;
+        let _ = service.append(&anyone(), &info.id, request).await;
         cuts += usize::from(cut);
-        let now = service.head(&info.id).await.expect("head").offset as usize;
+        let now = service
+            .head(&anyone(), &info.id)
+            .await
+            .expect("head")
+            .offset as usize;
         assert_eq!(now, offset + sent, "every byte that arrived is kept");
         offset = now;
     }
@@ -252,11 +267,13 @@ async fn takeover_and_shutdown_both_keep_what_arrived_and_only_a_takeover_counts
     let (request, read) = stalled_patch(1500);
     let first = tokio::spawn({
         let (service, id) = (service.clone(), taken.id.clone());
-        async move { service.append(&id, request).await }
+        async move { service.append(&anyone(), &id, request).await }
     });
     read.await.expect("the first bytes were read");
     // Another request asks for the upload: the stalled PATCH lets go.
-    let second = service.append(&taken.id, send(1500, &[7u8; 1500])).await;
+    let second = service
+        .append(&anyone(), &taken.id, send(1500, &[7u8; 1500]))
+        .await;
     let first = first.await.expect("join").expect("the first PATCH answers");
     assert_eq!(first.offset, 1500, "what arrived is kept");
     assert_eq!(second.expect("the second PATCH finishes").offset, 3000);
@@ -266,7 +283,7 @@ async fn takeover_and_shutdown_both_keep_what_arrived_and_only_a_takeover_counts
     let (request, read) = stalled_patch(1200);
     let patch = tokio::spawn({
         let (service, id) = (service.clone(), stopped.id.clone());
-        async move { service.append(&id, request).await }
+        async move { service.append(&anyone(), &id, request).await }
     });
     read.await.expect("the first bytes were read");
     service.begin_shutdown();

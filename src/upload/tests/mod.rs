@@ -6,6 +6,12 @@
 use super::model::{UploadInfo, UploadState};
 use super::plan::PartLimits;
 use super::*;
+use crate::upload::access::Caller;
+
+/// A caller without credentials, on a service that lets anyone in.
+pub(super) fn anyone() -> Caller {
+    Caller::anonymous()
+}
 use crate::store::local::{LocalLocker, LocalObjects, LocalState};
 use bytes::Bytes;
 use proptest::prelude::*;
@@ -36,6 +42,7 @@ pub(super) fn service(dir: &std::path::Path) -> (Arc<UploadService>, LocalObject
         body_idle_timeout: Duration::from_secs(5),
         expire_after: Some(Duration::from_secs(3600)),
         expired_gone: false,
+        resume_grace: Duration::from_secs(3600),
         budget_wait: Duration::from_secs(5),
         max_active_appends: 64,
         assembly_in_flight: 3,
@@ -65,11 +72,14 @@ pub(super) fn body(chunks: Vec<Vec<u8>>, then_fail: bool) -> BodyStream {
 /// A new upload of `length` bytes (`None`: deferred), without metadata.
 pub(super) async fn new_upload(service: &UploadService, length: Option<u64>) -> UploadInfo {
     service
-        .create(NewUpload {
-            length,
-            metadata: None,
-            concat: None,
-        })
+        .create(
+            &anyone(),
+            NewUpload {
+                length,
+                metadata: None,
+                concat: None,
+            },
+        )
         .await
         .expect("create")
 }
@@ -120,11 +130,14 @@ async fn upload_in_patches(
 ) -> Vec<u8> {
     let length = (!deferred).then_some(data.len() as u64);
     let info = service
-        .create(NewUpload {
-            length,
-            metadata: None,
-            concat: None,
-        })
+        .create(
+            &anyone(),
+            NewUpload {
+                length,
+                metadata: None,
+                concat: None,
+            },
+        )
         .await
         .expect("create");
     let patches = split(data, patch_sizes);
@@ -135,6 +148,7 @@ async fn upload_in_patches(
         let len = patch.len() as u64;
         let after = service
             .append(
+                &anyone(),
                 &info.id,
                 AppendRequest {
                     offset,
@@ -149,7 +163,7 @@ async fn upload_in_patches(
         offset += len;
         assert_eq!(after.offset, offset);
     }
-    let info = service.head(&info.id).await.expect("head");
+    let info = service.head(&anyone(), &info.id).await.expect("head");
     assert_eq!(info.state, UploadState::Completed);
     let path = objects.path_of(&info.object_key).expect("object path");
     std::fs::read(path).expect("object exists")
@@ -185,6 +199,7 @@ async fn a_broken_body_keeps_every_byte_that_arrived() {
     // 2500 bytes arrive (two full parts and a tail of 452), then the line dies.
     let after = service
         .append(
+            &anyone(),
             &info.id,
             AppendRequest {
                 offset: 0,
@@ -197,9 +212,17 @@ async fn a_broken_body_keeps_every_byte_that_arrived() {
         .await
         .expect("a cut body is not an error of the upload");
     assert_eq!(after.offset, 2500);
-    assert_eq!(service.head(&info.id).await.expect("head").offset, 2500);
+    assert_eq!(
+        service
+            .head(&anyone(), &info.id)
+            .await
+            .expect("head")
+            .offset,
+        2500
+    );
     let done = service
         .append(
+            &anyone(),
             &info.id,
             AppendRequest {
                 offset: 2500,
@@ -222,20 +245,20 @@ async fn a_completed_upload_accepts_an_empty_patch_and_refuses_more() {
     let (service, _) = service(dir.path());
     let info = new_upload(&service, Some(3)).await;
     service
-        .append(&info.id, send(0, b"abc"))
+        .append(&anyone(), &info.id, send(0, b"abc"))
         .await
         .expect("append");
     let again = service
-        .append(&info.id, send(3, b""))
+        .append(&anyone(), &info.id, send(3, b""))
         .await
         .expect("empty PATCH");
     assert_eq!(again.offset, 3);
     assert!(matches!(
-        service.append(&info.id, send(3, b"d")).await,
+        service.append(&anyone(), &info.id, send(3, b"d")).await,
         Err(Error::SizeExceeded(_))
     ));
     assert!(matches!(
-        service.append(&info.id, send(0, b"abc")).await,
+        service.append(&anyone(), &info.id, send(0, b"abc")).await,
         Err(Error::OffsetMismatch {
             expected: 3,
             got: 0
@@ -250,28 +273,31 @@ async fn the_embedded_store_survives_a_restart() {
     let id = {
         let (first, _) = service(dir.path());
         let info = first
-            .create(NewUpload {
-                length: Some(3000),
-                metadata: Some(
-                    crate::protocol::metadata::Metadata::parse(b"name YQ==").expect("metadata"),
-                ),
-                concat: None,
-            })
+            .create(
+                &anyone(),
+                NewUpload {
+                    length: Some(3000),
+                    metadata: Some(
+                        crate::protocol::metadata::Metadata::parse(b"name YQ==").expect("metadata"),
+                    ),
+                    concat: None,
+                },
+            )
             .await
             .expect("create");
         first
-            .append(&info.id, send(0, &data[..1500]))
+            .append(&anyone(), &info.id, send(0, &data[..1500]))
             .await
             .expect("append");
         info.id
     };
     // A new process over the same directory.
     let (second, objects) = service(dir.path());
-    let info = second.head(&id).await.expect("still known");
+    let info = second.head(&anyone(), &id).await.expect("still known");
     assert_eq!(info.offset, 1500);
     assert_eq!(info.metadata.as_deref(), Some("name YQ=="));
     let done = second
-        .append(&id, send(1500, &data[1500..]))
+        .append(&anyone(), &id, send(1500, &data[1500..]))
         .await
         .expect("resume");
     assert_eq!(done.state, UploadState::Completed);
@@ -292,10 +318,17 @@ async fn a_refused_patch_does_not_declare_its_length() {
         verify: Verify::None,
     };
     assert!(matches!(
-        service.append(&info.id, too_long).await,
+        service.append(&anyone(), &info.id, too_long).await,
         Err(Error::SizeExceeded(_))
     ));
-    assert_eq!(service.head(&info.id).await.expect("head").length, None);
+    assert_eq!(
+        service
+            .head(&anyone(), &info.id)
+            .await
+            .expect("head")
+            .length,
+        None
+    );
 }
 
 #[tokio::test]
@@ -318,9 +351,10 @@ async fn a_dropped_request_still_commits_what_arrived() {
         verify: Verify::None,
     };
     // The server gives up on the request: its future is dropped mid-body.
+    let caller = anyone();
     let dropped = tokio::time::timeout(
         Duration::from_millis(200),
-        service.append(&info.id, request),
+        service.append(&caller, &info.id, request),
     );
     assert!(
         dropped.await.is_err(),
@@ -330,7 +364,11 @@ async fn a_dropped_request_still_commits_what_arrived() {
     drop(tx);
     let start = std::time::Instant::now();
     loop {
-        let offset = service.head(&info.id).await.expect("head").offset;
+        let offset = service
+            .head(&anyone(), &info.id)
+            .await
+            .expect("head")
+            .offset;
         if offset == 1500 {
             break;
         }
