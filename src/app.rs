@@ -6,7 +6,8 @@
 //! [`Partway::serve`] runs it: it owns the expiry reaper and the graceful
 //! shutdown.
 
-use crate::config::{Backend, Settings, collection_path, defaults, redis_nodes};
+use crate::auth;
+use crate::config::{Backend, Serving, Settings, collection_path, defaults, redis_nodes};
 use crate::http::{self, HttpConfig};
 use crate::server;
 use crate::store::local::{LocalLocker, LocalObjects, LocalState};
@@ -14,6 +15,7 @@ use crate::store::redis::{
     RedisConn, RedisLocker, RedisState, connect, connect_cluster, store_error,
 };
 use crate::store::s3::S3Objects;
+use crate::upload::access::{AllOf, Authorizer};
 use crate::upload::plan::PartLimits;
 use crate::upload::{Limits, UploadService};
 use axum::Router;
@@ -45,6 +47,9 @@ pub struct Partway {
     http: HttpConfig,
     routes: Router,
     wrap: Option<Wrap>,
+    serving: Serving,
+    /// Whether an authorizer stands between clients and uploads.
+    secured: bool,
 }
 
 impl Partway {
@@ -55,6 +60,7 @@ impl Partway {
             settings: Settings::default(),
             routes: Router::new(),
             wrap: None,
+            authorizer: None,
         }
     }
 
@@ -74,6 +80,8 @@ impl Partway {
             http,
             routes: Router::new(),
             wrap: None,
+            serving: Serving::default(),
+            secured: false,
         }
     }
 
@@ -102,6 +110,16 @@ impl Partway {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        if let Ok(addr) = listener.local_addr()
+            && !addr.ip().is_loopback()
+            && !self.secured
+        {
+            tracing::warn!(
+                %addr,
+                "no authorization is configured (--auth-*, --access-hook-url): anyone who can \
+                 reach this address can upload and download"
+            );
+        }
         // The reaper stops by itself once the service begins shutting down.
         self.service.spawn_reaper();
         let mut router = self.router().merge(self.routes.clone());
@@ -109,7 +127,9 @@ impl Partway {
             router = wrap(router);
         }
         let service = self.service.clone();
-        let served = server::run(listener, router, shutdown, move || service.begin_shutdown());
+        let served = server::run(listener, router, self.serving, shutdown, move || {
+            service.begin_shutdown();
+        });
         served.await
     }
 }
@@ -119,6 +139,7 @@ pub struct Builder {
     settings: Settings,
     routes: Router,
     wrap: Option<Wrap>,
+    authorizer: Option<Arc<dyn Authorizer>>,
 }
 
 impl Builder {
@@ -167,6 +188,13 @@ impl Builder {
         self
     }
 
+    /// Asks `authorizer` before every request, after the built-in ones the
+    /// settings configure (JWT, the access hook), if any: all must agree.
+    pub fn authorizer(mut self, authorizer: Arc<dyn Authorizer>) -> Self {
+        self.authorizer = Some(authorizer);
+        self
+    }
+
     /// Checks the settings and connects the stores.
     ///
     /// # Errors
@@ -179,7 +207,13 @@ impl Builder {
             expired_gone: settings.expired_gone,
             buffer_budget_kib: Limits::budget_kib(settings.max_buffer),
             max_active_appends: settings.max_active_uploads,
+            resume_grace: resume_grace(settings),
             ..Limits::new(settings.part_size, settings.max_size)
+        };
+        let built_in = auth::build(&settings.auth).await?;
+        let authorizer = match (built_in, self.authorizer) {
+            (Some(ours), Some(theirs)) => Some(Arc::new(AllOf(vec![ours, theirs])) as Arc<_>),
+            (one, other) => one.or(other),
         };
         let service = match &settings.backend {
             Backend::Local { data_dir } => local_service(data_dir, limits).await?,
@@ -198,13 +232,30 @@ impl Builder {
                 UploadService::new(objects, state, Arc::new(locker), limits, key_prefix)
             }
         };
+        let secured = authorizer.is_some();
+        let service = match authorizer {
+            Some(authorizer) => service.with_authorizer(authorizer),
+            None => service,
+        };
         Ok(Partway {
             service: Arc::new(service),
             http: settings.http.clone(),
             routes: self.routes,
             wrap: self.wrap,
+            serving: settings.serving,
+            secured,
         })
     }
+}
+
+/// How long past its expiry a token may resume its own upload: as set, or
+/// as long as an unfinished upload lives.
+fn resume_grace(settings: &Settings) -> std::time::Duration {
+    settings
+        .auth
+        .resume_grace
+        .or(settings.expire_after)
+        .unwrap_or(std::time::Duration::MAX)
 }
 
 /// The embedded default: everything under `data_dir`.

@@ -7,7 +7,7 @@
 //! CompleteMultipartUpload. No presigned URL ever reaches a client.
 //!
 //! # Layout
-//! Dependencies run one way: `protocol ← upload ← {store, http} ← app`.
+//! Dependencies run one way: `protocol ← upload ← {store, auth, hook, http} ← app`.
 //! - [`protocol`]: the tus wire format (headers, metadata, checksums); pure.
 //! - [`upload`]: the core. It owns its ports ([`upload::ports`]), its domain
 //!   types ([`upload::model`]) and its errors, named by cause
@@ -15,6 +15,9 @@
 //!   [`upload::UploadService`] creates, appends, finishes and terminates.
 //! - [`store`]: the adapters behind the ports, by backend: S3, Redis, and
 //!   the embedded local-directory default.
+//! - [`auth`]: the built-in authorizers behind the core's
+//!   [`upload::access::Authorizer`] port: JWT bearer tokens and the
+//!   application's `pre-access` hook, spoken through [`hook`].
 //! - [`http`]: the axum router, and the one place refusals become statuses.
 //! - [`config`], [`app`]: flags typed at the edge, assembly and serving.
 //!
@@ -25,7 +28,9 @@
 //! an application served some other way. See `examples/embed.rs`.
 
 pub mod app;
+pub mod auth;
 pub mod config;
+pub mod hook;
 pub mod http;
 pub mod protocol;
 mod server;

@@ -1,19 +1,22 @@
 //! Serving a router on a listener, with graceful shutdown; reached through
 //! [`crate::Partway::serve`].
 
+use crate::config::Serving;
 use crate::config::defaults::SHUTDOWN_GRACE;
 use axum::Router;
 use axum::extract::ConnectInfo;
 use axum::http::Request;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower::ServiceExt;
 
 /// The most a connection buffers of a request it has not yet been asked to
@@ -22,24 +25,63 @@ use tower::ServiceExt;
 /// waiting client (hyper's default is about 400 KiB).
 const READ_BUFFER: usize = 64 * 1024;
 
+/// The most connections served at once unless configured otherwise.
+const MAX_CONNECTIONS: usize = 10_000;
+
+/// What a connection past `--max-connections` is told before it is closed.
+const TOO_MANY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\n\
+Connection: close\r\nContent-Type: text/plain\r\nContent-Length: 35\r\n\r\n\
+too many connections; retry shortly";
+
+/// Connections served at once: as configured, or three quarters of the
+/// open-files limit (the rest is for the stores and files), at most
+/// [`MAX_CONNECTIONS`]. Each idle connection costs a few tens of KiB.
+fn connection_limit(configured: Option<usize>) -> usize {
+    configured.unwrap_or_else(|| {
+        let soft = std::fs::read_to_string("/proc/self/limits")
+            .ok()
+            .and_then(|limits| {
+                let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+                line.split_whitespace().nth(3)?.parse::<usize>().ok()
+            })
+            .unwrap_or(1024);
+        (soft / 4 * 3).clamp(64, MAX_CONNECTIONS)
+    })
+}
+
 /// Serves `router` until `shutdown` resolves.
 ///
 /// On shutdown, new connections stop, `on_stop` tells the upload core to
 /// have every PATCH in flight stop reading and commit what it has, and the
 /// server waits up to [`SHUTDOWN_GRACE`] for requests to answer before
 /// returning. Each request carries the peer's address
-/// (`ConnectInfo<SocketAddr>`), for trusted proxies.
+/// (`ConnectInfo<SocketAddr>`), for trusted proxies. A client gets
+/// `serving.header_read_timeout` to send each request's headers; past the
+/// connection limit, a new connection is answered 503 and closed.
 ///
 /// # Errors
 /// I/O errors of the listener.
 pub(crate) async fn run(
     listener: TcpListener,
     router: Router,
+    serving: Serving,
     shutdown: impl Future<Output = ()> + Send + 'static,
     on_stop: impl FnOnce(),
 ) -> std::io::Result<()> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder.http1().max_buf_size(READ_BUFFER);
+    builder
+        .http1()
+        .max_buf_size(READ_BUFFER)
+        .timer(TokioTimer::new())
+        .header_read_timeout(serving.header_read_timeout);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(serving.header_read_timeout))
+        .keep_alive_timeout(serving.header_read_timeout);
+    let limit = connection_limit(serving.max_connections);
+    let slots = Arc::new(Semaphore::new(limit));
+    tracing::debug!(limit, "connection limit");
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -55,7 +97,10 @@ pub(crate) async fn run(
                 }
             },
         };
-        serve_connection(&builder, &graceful, &router, stream, peer);
+        match slots.clone().try_acquire_owned() {
+            Ok(slot) => serve_connection(&builder, &graceful, &router, (stream, peer), slot),
+            Err(_) => turn_away(stream, limit),
+        }
     }
     drop(listener);
     tracing::info!("shutting down: committing in-flight uploads");
@@ -74,8 +119,8 @@ fn serve_connection(
     builder: &auto::Builder<TokioExecutor>,
     graceful: &GracefulShutdown,
     router: &Router,
-    stream: TcpStream,
-    peer: SocketAddr,
+    (stream, peer): (TcpStream, SocketAddr),
+    slot: OwnedSemaphorePermit,
 ) {
     let _ = stream.set_nodelay(true);
     let app = router
@@ -89,10 +134,25 @@ fn serve_connection(
         .into_owned();
     let connection = graceful.watch(connection);
     tokio::spawn(async move {
+        let _slot = slot;
         if let Err(e) = connection.await {
             tracing::debug!(error = %e, "connection ended with an error");
         }
     });
+}
+
+/// Answers a connection past the limit with 503, without reading it, and
+/// closes it.
+fn turn_away(stream: TcpStream, limit: usize) {
+    // Logged at most once a second: a flood must not flood the log too.
+    static LOGGED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let now = crate::upload::model::now_secs();
+    if LOGGED.swap(now, std::sync::atomic::Ordering::Relaxed) != now {
+        tracing::warn!(limit, "connection limit reached; turning connections away");
+    }
+    // Whatever fits in the socket buffer now; the connection closes anyway.
+    let _ = stream.try_write(TOO_MANY);
+    drop(stream);
 }
 
 /// Resolves on ctrl-c or SIGTERM.

@@ -102,6 +102,14 @@ impl Metadata {
         &self.raw
     }
 
+    /// Every key with its decoded value (empty for a key without one), in
+    /// the order sent.
+    pub fn pairs(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        self.pairs
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_deref().unwrap_or(&[])))
+    }
+
     /// The decoded value of `key`; `Some(&[])` for a key without a value.
     pub fn get(&self, key: &str) -> Option<&[u8]> {
         self.pairs

@@ -86,6 +86,7 @@ impl TestApp {
             expired_gone: false,
             max_buffer: 1 << 30,
             max_active_uploads: 1024,
+            ..Settings::default()
         };
         let mut settings = settings;
         adjust(&mut settings);

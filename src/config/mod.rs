@@ -9,6 +9,11 @@
 //! environment (AWS credentials excepted, which come from the standard AWS
 //! chain).
 
+mod auth;
+
+pub use auth::AuthFlags;
+
+use crate::auth::AuthSettings;
 use crate::http::HttpConfig;
 use crate::store::s3::S3Settings;
 use crate::upload::plan::{MIB, PartLimits};
@@ -47,6 +52,10 @@ pub mod defaults {
     pub const LOCK_TTL: Duration = Duration::from_secs(10);
     /// How long in-flight requests get to commit and answer at shutdown.
     pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
+    /// How long a client gets to send a request's headers.
+    pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+    /// Authorization flags.
+    pub use super::auth::defaults as auth;
 }
 
 /// partway: a tus 1.0 resumable-upload server that streams uploads into S3.
@@ -136,6 +145,17 @@ pub struct Config {
     /// Directory of the embedded store, used when no S3 bucket is set.
     #[arg(long, env = "PARTWAY_DATA_DIR", default_value = defaults::DATA_DIR)]
     pub data_dir: PathBuf,
+    /// How long a client gets to send a request's headers before its
+    /// connection is closed.
+    #[arg(long, env = "PARTWAY_HEADER_READ_TIMEOUT",
+          default_value_t = Span(defaults::HEADER_READ_TIMEOUT))]
+    pub header_read_timeout: Span,
+    /// Connections served at once; past it, new ones get 503 and are
+    /// closed [default: from the open-files limit, at most 10000].
+    #[arg(long, env = "PARTWAY_MAX_CONNECTIONS", value_parser = parse_at_least_one)]
+    pub max_connections: Option<usize>,
+    #[command(flatten)]
+    pub auth: AuthFlags,
 }
 
 /// A size in bytes, written as `8MiB`, `5 GiB`, `1T` or plain bytes
@@ -294,6 +314,28 @@ pub struct Settings {
     pub max_buffer: u64,
     /// Uploads written at once.
     pub max_active_uploads: usize,
+    /// How connections are accepted and timed.
+    pub serving: Serving,
+    /// Who may do what.
+    pub auth: AuthSettings,
+}
+
+/// How connections are accepted and timed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Serving {
+    /// How long a client gets to send a request's headers.
+    pub header_read_timeout: Duration,
+    /// Connections served at once; `None` sizes it from the open-files limit.
+    pub max_connections: Option<usize>,
+}
+
+impl Default for Serving {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: defaults::HEADER_READ_TIMEOUT,
+            max_connections: None,
+        }
+    }
 }
 
 impl Default for Settings {
@@ -311,6 +353,8 @@ impl Default for Settings {
             expired_gone: false,
             max_buffer: defaults::MAX_BUFFER,
             max_active_uploads: defaults::MAX_ACTIVE_UPLOADS,
+            serving: Serving::default(),
+            auth: AuthSettings::default(),
         }
     }
 }
@@ -337,6 +381,9 @@ impl Settings {
         }
         if self.max_active_uploads == 0 {
             return Err("--max-active-uploads must be at least 1".into());
+        }
+        if self.serving.header_read_timeout.is_zero() {
+            return Err("--header-read-timeout must be more than 0".into());
         }
         if !self.http.base_path.starts_with('/') {
             return Err("--base-path must start with /".into());
@@ -439,6 +486,11 @@ impl Config {
             expired_gone: self.expired_status == ExpiredStatus::Gone,
             max_buffer: self.max_buffer.0,
             max_active_uploads: self.max_active_uploads,
+            serving: Serving {
+                header_read_timeout: self.header_read_timeout.0,
+                max_connections: self.max_connections,
+            },
+            auth: self.auth.settings()?,
         };
         settings.check()?;
         Ok(settings)
