@@ -11,6 +11,8 @@
 pub mod access_hook;
 pub mod jwt;
 mod keys;
+#[cfg(test)]
+mod tests;
 mod token;
 
 pub use access_hook::AccessHook;

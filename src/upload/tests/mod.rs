@@ -17,12 +17,19 @@ use bytes::Bytes;
 use proptest::prelude::*;
 use std::time::Duration;
 
+mod access;
 mod extensions;
 mod faults;
 
 pub(super) const PART: u64 = 1024;
 
 pub(super) fn service(dir: &std::path::Path) -> (Arc<UploadService>, LocalObjects) {
+    let (service, objects) = bare_service(dir);
+    (Arc::new(service), objects)
+}
+
+/// The test service on the embedded store in `dir`, not yet shared.
+pub(super) fn bare_service(dir: &std::path::Path) -> (UploadService, LocalObjects) {
     let parts = PartLimits {
         min_part_size: PART,
         max_part_size: 1 << 20,
@@ -56,7 +63,7 @@ pub(super) fn service(dir: &std::path::Path) -> (Arc<UploadService>, LocalObject
         limits,
         "",
     );
-    (Arc::new(service), objects)
+    (service, objects)
 }
 
 /// A body made of the given chunks, optionally failing after them.
