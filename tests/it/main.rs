@@ -3,6 +3,7 @@
 //! both started by the tests on ephemeral loopback ports. Every upload is read
 //! back from S3 and compared byte for byte.
 
+mod auth;
 mod backpressure;
 mod binary;
 mod clients;
@@ -21,6 +22,7 @@ mod redis_store;
 mod resume;
 mod s3_faults;
 mod servers;
+mod tokens;
 mod tuspy;
 mod uploads;
 mod uppy;
