@@ -3,6 +3,7 @@
 //! both started by the tests on ephemeral loopback ports. Every upload is read
 //! back from S3 and compared byte for byte.
 
+mod access_hook;
 mod auth;
 mod backpressure;
 mod binary;
@@ -15,6 +16,7 @@ mod extensions;
 mod faults;
 mod helpers;
 mod js_client;
+mod jwks;
 mod load;
 mod protocol;
 mod proxy;
