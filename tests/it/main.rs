@@ -11,6 +11,7 @@ mod clients;
 mod cluster;
 mod concurrency;
 mod conformance;
+mod connections;
 mod contract;
 mod extensions;
 mod faults;
