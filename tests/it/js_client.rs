@@ -1,7 +1,8 @@
 //! The real tus-js-client (npm) under Node uploads through partway into S3:
 //! whole files from 0 B to 64 MiB with chunkSize unset, 1 MiB and 6 MiB,
 //! `parallelUploads: 3` (partial uploads joined by a final concatenation),
-//! and the resume of an interrupted upload from its fingerprint store.
+//! the resume of an interrupted upload from its fingerprint store, and a
+//! short-lived bearer token refreshed before every request.
 
 use crate::clients::{outcome, run_client};
 use crate::helpers::{KIB, MIB, TestApp, data, header_str, header_u64};
@@ -122,4 +123,42 @@ async fn tus_js_client_resumes_an_interrupted_upload() {
         assert!(resumed > 0, "resumed from {resumed}, not restarted");
         app.assert_object(&outcome.url, &bytes).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tus_js_client_refreshes_its_token_before_every_request() {
+    let signer = crate::tokens::Signer::new();
+    let auth = signer.settings();
+    let stale = signer.token("alice", -5, serde_json::json!({}));
+    let app = TestApp::spawn_with(move |s| s.auth = auth).await;
+    let (token_url, minted) = crate::tokens::token_endpoint(signer, "alice", 30).await;
+    let bytes = data(12 * MIB + 3, 77);
+    let args = [
+        "--chunk-size",
+        "1048576",
+        "--token-url",
+        &token_url,
+        "--stale-token",
+        &stale,
+    ];
+    let outcome = run_js(&app, &bytes, &args).await;
+    app.assert_object(&outcome.url, &bytes).await;
+    // One POST and 13 PATCHes, each with a token fetched just before it.
+    let minted = minted.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(minted >= 14, "{minted} tokens minted");
+    // A resume after an interruption: HEAD and PATCHes get fresh tokens too.
+    let resumed = run_js(
+        &app,
+        &bytes,
+        &[
+            "--resume",
+            "--chunk-size",
+            "1048576",
+            "--token-url",
+            &token_url,
+        ],
+    )
+    .await;
+    assert!(resumed.resumed_from.is_some_and(|offset| offset > 0));
+    app.assert_object(&resumed.url, &bytes).await;
 }

@@ -5,6 +5,8 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use partway::auth::AuthSettings;
 use serde_json::{Value, json};
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Seconds since the Unix epoch.
@@ -65,4 +67,28 @@ impl Signer {
     pub fn bearer(&self, sub: &str) -> String {
         format!("Bearer {}", self.token(sub, 600, json!({})))
     }
+}
+
+/// A token endpoint, as an application runs one: each GET mints a fresh
+/// token for `sub`, valid for `lifetime_secs`. Returns its URL and the
+/// number of tokens minted so far.
+pub async fn token_endpoint(
+    signer: Signer,
+    sub: &'static str,
+    lifetime_secs: i64,
+) -> (String, Arc<AtomicUsize>) {
+    let minted = Arc::new(AtomicUsize::new(0));
+    let counter = minted.clone();
+    let signer = Arc::new(signer);
+    let mint = move || {
+        counter.fetch_add(1, Ordering::SeqCst);
+        std::future::ready(signer.token(sub, lifetime_secs, json!({})))
+    };
+    let router = axum::Router::new().route("/token", axum::routing::get(mint));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}/token", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    (url, minted)
 }

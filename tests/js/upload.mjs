@@ -5,7 +5,7 @@
 // Setup:  (cd tests/js && npm ci)
 // Usage:  node tests/js/upload.mjs --endpoint URL --file PATH [--chunk-size BYTES]
 //                                  [--parallel N] [--resume] [--abort-at BYTES] [--store PATH]
-//                                  [--timeout-ms MS]
+//                                  [--timeout-ms MS] [--token-url URL [--stale-token TOKEN]]
 //
 // Plain mode uploads the file.  --parallel N (N >= 2) sets parallelUploads: N, so the
 // file goes up as N partial uploads (Upload-Concat: partial) and one final POST
@@ -13,6 +13,8 @@
 // URL reported is the final upload's.  --resume aborts the upload (without terminating it)
 // once --abort-at bytes (default 40% of the file) are reported, then resumes it with a
 // fresh Upload found through a file-based fingerprint store.
+// --token-url fetches a fresh bearer token before every request (onBeforeRequest), over the
+// --stale-token that `headers` sends with each one, as an app refreshes a short-lived token.
 // Success: {"url": "...", "size": N, "resumedFrom": null | <HEAD Upload-Offset resumed from>}, exit 0.
 // Failure: message on stderr, exit 1.  Overall timeout: exit 2.
 import * as fs from 'node:fs'
@@ -31,6 +33,8 @@ const { values: args } = parseArgs({
     'abort-at': { type: 'string' },
     store: { type: 'string' },
     'timeout-ms': { type: 'string', default: '120000' },
+    'token-url': { type: 'string' },
+    'stale-token': { type: 'string' },
   },
 })
 
@@ -66,7 +70,22 @@ function uploadOptions(extra) {
     metadata: { filename: path.basename(args.file), filetype: 'application/octet-stream' },
     retryDelays: [0, 200, 500, 1000],
     ...(chunkSize !== undefined ? { chunkSize } : {}),
+    ...(args['token-url'] ? authOptions() : {}),
     ...extra,
+  }
+}
+
+// The token in `headers` may have expired; onBeforeRequest, awaited before every request,
+// replaces it with a fresh one from the app's token endpoint.
+function authOptions() {
+  const stale = args['stale-token']
+  return {
+    headers: stale ? { Authorization: `Bearer ${stale}` } : {},
+    onBeforeRequest: async (req) => {
+      const res = await fetch(args['token-url'])
+      if (!res.ok) throw new Error(`the token endpoint answered ${res.status}`)
+      req.setHeader('Authorization', `Bearer ${await res.text()}`)
+    },
   }
 }
 
