@@ -4,10 +4,14 @@
 //! so every tus request is cross-origin, and Uppy sends it with
 //! `withCredentials: true`: partway must echo the page's origin from its
 //! allow-list and allow credentials, or the browser refuses the responses.
+//! With a token in a cookie, Uppy uploads and the page downloads through it.
 
 use crate::clients::{outcome, run_client};
 use crate::helpers::{MIB, TestApp, data};
 use crate::servers::free_port;
+use crate::tokens::Signer;
+use serde_json::json;
+use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
@@ -98,4 +102,49 @@ async fn uppy_in_chromium_is_refused_from_an_origin_not_allowed() {
         stderr.contains("blocked by CORS policy"),
         "expected a CORS refusal: {stderr}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uppy_uploads_and_downloads_with_a_cookie_token_from_another_origin() {
+    let page_port = free_port();
+    let signer = Signer::new();
+    let mut auth = signer.settings();
+    auth.rules.cookie = Some("pw_token".into());
+    let app = TestApp::spawn_with(|s| {
+        s.http.cors_origins = vec![format!("http://127.0.0.1:{page_port}")];
+        s.http.cors_credentials = true;
+        s.auth = auth;
+    })
+    .await;
+    // The app's login left an HttpOnly cookie for partway's host; Uppy's
+    // credentialed requests carry it, and so does the page's own fetch.
+    let cookie = format!("pw_token={}", signer.token("alice", 600, json!({})));
+    let bytes = data(6 * MIB + 7, 85);
+    let output = run_uppy(
+        &app,
+        page_port,
+        &bytes,
+        &["--cookie", &cookie, "--download"],
+    )
+    .await;
+    let json = outcome("Uppy", &output);
+    let url = json["url"].as_str().expect("url").to_owned();
+    app.assert_object(&url, &bytes).await;
+    let download = &json["download"];
+    let digest: String = Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(download["status"], 200, "{json}");
+    assert_eq!(download["size"].as_u64(), Some(bytes.len() as u64));
+    assert_eq!(download["sha256"].as_str(), Some(digest.as_str()));
+    assert_eq!(download["anonymousStatus"], 401, "no cookie, no download");
+    // The upload is the cookie's subject's: anyone else is told it does not exist.
+    let bob = app
+        .http
+        .get(&url)
+        .header("Authorization", signer.bearer("bob"))
+        .send()
+        .await;
+    assert_eq!(bob.expect("GET").status(), reqwest::StatusCode::NOT_FOUND);
 }

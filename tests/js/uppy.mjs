@@ -13,6 +13,11 @@
 // Setup:  (cd tests/js && npm ci) and `apt-get install chromium`
 // Usage:  node tests/js/uppy.mjs --endpoint URL --file PATH --page-port N
 //              [--chunk-size BYTES] [--parallel N] [--no-credentials] [--timeout-ms MS] [--verbose]
+//              [--cookie NAME=VALUE] [--download]
+// --cookie puts an HttpOnly cookie for partway's host in the browser, as an app's login
+// would; Uppy sends it with its credentialed requests. --download then has the page fetch
+// the finished upload with credentials (and once without) and report what it got:
+// "download": {status, size, sha256, anonymousStatus}.
 // --parallel N sets parallelUploads: N (partial uploads, then a final concatenation);
 // the script checks that N partial uploads and one final upload were created.
 // Success: {"url": "...", "size": N} (url as Uppy reports it in upload-success), exit 0.
@@ -50,6 +55,8 @@ const { values: args } = parseArgs({
     'no-credentials': { type: 'boolean', default: false },
     'timeout-ms': { type: 'string', default: '120000' },
     verbose: { type: 'boolean', default: false },
+    cookie: { type: 'string' },
+    download: { type: 'boolean', default: false },
   },
 })
 
@@ -164,6 +171,10 @@ function watch(page) {
 async function main() {
   await serveStatic()
   const context = await launch()
+  if (args.cookie) {
+    const [name, ...rest] = args.cookie.split('=')
+    await context.addCookies([{ name, value: rest.join('='), url: endpointOrigin, httpOnly: true, sameSite: 'Lax' }])
+  }
   const page = context.pages()[0] ?? (await context.newPage())
   watch(page)
   let settle
@@ -173,6 +184,7 @@ async function main() {
   if (chunkSize !== undefined) query.set('chunkSize', String(chunkSize))
   if (parallel !== undefined) query.set('parallel', String(parallel))
   if (args['no-credentials']) query.set('credentials', '0')
+  if (args.download) query.set('download', '1')
   await page.goto(`http://127.0.0.1:${pagePort}/?${query}`, { waitUntil: 'load' })
   await page.waitForFunction(() => window.partwayReady === true, null, { timeout: 30000 })
     .catch(() => { throw new Error('the page never set up Uppy (see the browser errors above)') })
@@ -185,7 +197,8 @@ async function main() {
   if (parallel !== undefined && parallel > 1 && (result.partials !== parallel || result.finals !== 1)) {
     return fail(`parallelUploads: ${parallel} should create ${parallel} partial and 1 final upload, not ${concat}`)
   }
-  process.stdout.write(`${JSON.stringify({ url: result.url, size })}\n`, () => exit(0))
+  const report = { url: result.url, size, ...(result.download ? { download: result.download } : {}) }
+  process.stdout.write(`${JSON.stringify(report)}\n`, () => exit(0))
 }
 
 main().catch((err) => fail(err?.stack ?? String(err)))
