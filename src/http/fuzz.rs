@@ -1,10 +1,12 @@
 //! A property harness over the whole HTTP surface: random methods, paths
-//! (ids, traversal attempts, junk) and tus header values, with and without
-//! bodies, sent through the router onto the embedded store. Whatever comes
-//! from the network, partway must answer with a status below 500 and never
-//! panic; and a finished upload that no request legitimately removed still
-//! holds its bytes afterwards. `PARTWAY_FUZZ_CASES` sets how many requests
-//! (400 by default, the bounded run CI does).
+//! (ids, traversal attempts, junk), tus header values and `Authorization`
+//! (the owner's token, another subject's, an expired one, garbage, none),
+//! with and without bodies, sent through the router onto the embedded store
+//! with bearer tokens required. Whatever comes from the network, partway
+//! must answer with a status below 500 and never panic; a finished upload
+//! that no request legitimately removed still holds its bytes afterwards;
+//! and only its owner's token can remove it. `PARTWAY_FUZZ_CASES` sets how
+//! many requests (400 by default, the bounded run CI does).
 
 use crate::app::Partway;
 use crate::http::HttpConfig;
@@ -53,8 +55,54 @@ fn value() -> impl Strategy<Value = Vec<u8>> {
     ]
 }
 
+/// Bearer tokens of the harness, signed with [`SECRET`].
+#[derive(Clone)]
+struct Tokens {
+    owner: String,
+    stranger: String,
+    expired: String,
+}
+
+const SECRET: &[u8] = b"fuzz-secret-0123456789abcdef0123456789";
+
+impl Tokens {
+    fn mint() -> Self {
+        let key = jsonwebtoken::EncodingKey::from_secret(SECRET).expect("a secret");
+        let header = jsonwebtoken::Header::default();
+        let sign = |sub: &str, exp: u64| {
+            let claims = serde_json::json!({ "sub": sub, "exp": exp });
+            let token = jsonwebtoken::encode(&header, &claims, &key).expect("a token");
+            format!("Bearer {token}")
+        };
+        let far = crate::upload::model::now_secs() + 3600;
+        Self {
+            owner: sign("owner", far),
+            stranger: sign("stranger", far),
+            expired: sign("owner", 1_000_000),
+        }
+    }
+
+    /// An `Authorization` value: mostly the owner's, sometimes not.
+    fn authorization(&self) -> impl Strategy<Value = Option<Vec<u8>>> {
+        let owner = self.owner.clone().into_bytes();
+        prop_oneof![
+            8 => Just(Some(owner.clone())),
+            1 => Just(Some(self.stranger.clone().into_bytes())),
+            1 => Just(Some(self.expired.clone().into_bytes())),
+            1 => Just(None),
+            1 => value().prop_map(|v| Some([b"Bearer ".as_slice(), &v].concat())),
+            1 => (0..owner.len(), any::<u8>()).prop_map(move |(at, byte)| {
+                let mut garbled = owner.clone();
+                garbled[at] = byte.clamp(0x21, 0x7e);
+                Some(garbled)
+            }),
+            1 => value().prop_map(Some),
+        ]
+    }
+}
+
 /// The headers most requests carry, right most of the time.
-fn usual() -> impl Strategy<Value = Vec<(&'static str, Vec<u8>)>> {
+fn usual(tokens: &Tokens) -> impl Strategy<Value = Vec<(&'static str, Vec<u8>)>> {
     let number = prop_oneof![
         3 => "[0-6]".prop_map(String::into_bytes),
         1 => value(),
@@ -67,9 +115,11 @@ fn usual() -> impl Strategy<Value = Vec<(&'static str, Vec<u8>)>> {
             3 => Just(b"application/offset+octet-stream".to_vec()),
             1 => value()
         ],
+        tokens.authorization(),
     )
-        .prop_map(|(version, offset, length, content_type)| {
+        .prop_map(|(version, offset, length, content_type, authorization)| {
             let mut headers = vec![("tus-resumable", version), ("content-type", content_type)];
+            headers.extend(authorization.map(|a| ("authorization", a)));
             headers.extend(offset.map(|o| ("upload-offset", o)));
             headers.extend(length.map(|l| ("upload-length", l)));
             headers
@@ -103,20 +153,41 @@ fn method() -> impl Strategy<Value = &'static str> {
     ]
 }
 
-fn service(dir: &std::path::Path) -> Arc<UploadService> {
+/// The embedded store in `dir`, requiring tokens signed with [`SECRET`].
+async fn service(dir: &std::path::Path) -> Arc<UploadService> {
     let limits = Limits {
         max_size: 1 << 20,
         max_deferred_size: 1 << 20,
         ..Limits::new(5 << 20, Some(1 << 20))
     };
+    let secret = dir.join("jwt-secret");
+    std::fs::write(&secret, SECRET).expect("write the secret");
+    let settings = crate::auth::AuthSettings {
+        jwt_secret_files: vec![secret],
+        ..crate::auth::AuthSettings::default()
+    };
+    let authorizer = crate::auth::build(&settings)
+        .await
+        .expect("an authorizer")
+        .expect("tokens required");
     let locker = LocalLocker::new();
-    Arc::new(UploadService::new(
+    let service = UploadService::new(
         Arc::new(LocalObjects::new(dir, PartLimits::S3)),
         Arc::new(LocalState::new(dir, &locker)),
         Arc::new(locker),
         limits,
         "",
-    ))
+    );
+    Arc::new(service.with_authorizer(authorizer))
+}
+
+/// The owner's request as the core sees it.
+fn owner(tokens: &Tokens) -> Caller {
+    let mut headers = axum::http::HeaderMap::new();
+    if let Ok(value) = HeaderValue::from_str(&tokens.owner) {
+        headers.insert("authorization", value);
+    }
+    Caller::new(headers, "POST", "/files/", None)
 }
 
 type Case = (
@@ -142,12 +213,13 @@ fn request((method, path, usual, extra, body): Case) -> Option<Request<Body>> {
 /// Creates an upload of `length` (deferred if `None`) holding `bytes`.
 async fn upload(
     service: &Arc<UploadService>,
+    caller: &Caller,
     length: Option<u64>,
     bytes: &'static [u8],
 ) -> UploadInfo {
     let info = service
         .create(
-            &Caller::anonymous(),
+            caller,
             NewUpload {
                 length,
                 ..NewUpload::default()
@@ -167,7 +239,7 @@ async fn upload(
         verify: Verify::None,
     };
     service
-        .append(&Caller::anonymous(), &info.id, request)
+        .append(caller, &info.id, request)
         .await
         .expect("append")
 }
@@ -180,12 +252,14 @@ fn no_request_gets_a_5xx_or_harms_a_finished_upload() {
         .enable_all()
         .build()
         .expect("runtime");
-    let service = service(dir.path());
+    let service = runtime.block_on(service(dir.path()));
     let router = Partway::new(service.clone(), HttpConfig::default()).router();
+    let tokens = Tokens::mint();
+    let caller = owner(&tokens);
     let cases = (
         method(),
         path(),
-        usual(),
+        usual(&tokens),
         proptest::collection::vec((any::<usize>(), value()), 0..4),
         proptest::option::of(proptest::collection::vec(any::<u8>(), 0..64)),
     );
@@ -204,12 +278,15 @@ fn no_request_gets_a_5xx_or_harms_a_finished_upload() {
         // with a deferred length.
         let (done, half, deferred) = runtime.block_on(async {
             (
-                upload(&service, Some(5), b"hello").await,
-                upload(&service, Some(6), b"abc").await,
-                upload(&service, None, b"").await,
+                upload(&service, &caller, Some(5), b"hello").await,
+                upload(&service, &caller, Some(6), b"abc").await,
+                upload(&service, &caller, None, b"").await,
             )
         });
         let (method, path, usual, extra, body) = case;
+        let by_owner = usual
+            .iter()
+            .any(|(name, value)| *name == "authorization" && *value == tokens.owner.as_bytes());
         let path = path
             .replace("{done}", done.id.as_str())
             .replace("{half}", half.id.as_str())
@@ -223,8 +300,9 @@ fn no_request_gets_a_5xx_or_harms_a_finished_upload() {
         prop_assert!(response.status().as_u16() < 500, "status {}", response.status());
         // Only a DELETE may remove a finished upload; nothing may change it.
         let object = dir.path().join("objects").join(done.object_key.as_str());
-        if let Ok(bytes) = std::fs::read(&object) {
-            prop_assert_eq!(bytes, b"hello".to_vec());
+        match std::fs::read(&object) {
+            Ok(bytes) => prop_assert_eq!(bytes, b"hello".to_vec()),
+            Err(_) => prop_assert!(by_owner, "removed by a request without the owner's token"),
         }
     });
 }
