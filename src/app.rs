@@ -326,4 +326,48 @@ mod tests {
         assert_eq!(built.http.base_path, "/uploads/");
         assert!(dir.path().join("store").is_dir(), "the data dir is made");
     }
+
+    /// An embedder's authorizer that lets only `x-app-user: ada` create.
+    struct AppSessions;
+
+    #[async_trait::async_trait]
+    impl Authorizer for AppSessions {
+        async fn authorize(
+            &self,
+            request: &crate::upload::access::AccessRequest<'_>,
+        ) -> Result<crate::upload::access::Grant, crate::upload::access::Denial> {
+            match request.caller.headers().get("x-app-user") {
+                Some(user) if user == "ada" => Ok(crate::upload::access::Grant {
+                    subject: Some("ada".into()),
+                    ..Default::default()
+                }),
+                _ => Err(crate::upload::access::Denial::Forbidden("not ada".into())),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn an_embedders_authorizer_decides() {
+        use tower::ServiceExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let partway = Partway::builder()
+            .data_dir(dir.path())
+            .authorizer(Arc::new(AppSessions))
+            .build()
+            .await
+            .expect("builds");
+        assert!(partway.secured);
+        let post = |user: &str| {
+            axum::http::Request::post("/files/")
+                .header("tus-resumable", "1.0.0")
+                .header("upload-length", "3")
+                .header("x-app-user", user)
+                .body(axum::body::Body::empty())
+                .expect("a request")
+        };
+        let refused = partway.router().oneshot(post("eve")).await.expect("answer");
+        assert_eq!(refused.status(), axum::http::StatusCode::FORBIDDEN);
+        let created = partway.router().oneshot(post("ada")).await.expect("answer");
+        assert_eq!(created.status(), axum::http::StatusCode::CREATED);
+    }
 }

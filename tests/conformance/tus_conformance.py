@@ -8,12 +8,18 @@ any case fails (SHOULD and CONTRACT cases count too), 2 if the server cannot
 be reached.
 
     python3 tests/conformance/tus_conformance.py --endpoint http://127.0.0.1:PORT/files/ \
-        [--expire-seconds N] [--json] [--only ID_PREFIX] [--skip-unadvertised] [--trace]
+        [--expire-seconds N] [--json] [--only ID_PREFIX] [--skip-unadvertised] [--trace] \
+        [--token-secret-file FILE [--token-subject NAME] [--token-admin-subject NAME]]
 
 Python 3.11 standard library only. The extensions partway promises (see
 EXPECTED) are tested whether or not OPTIONS advertises them; with
 --skip-unadvertised, cases of an unadvertised extension are skipped instead
 (for use against other tus servers).
+
+Against a server that requires bearer tokens, --token-secret-file (the file
+its --auth-jwt-secret-file reads) makes every request carry an HS256 token
+for --token-subject, valid for an hour, and enables the auth cases
+(cases_auth.py), which SKIP without it.
 """
 
 import sys
@@ -25,16 +31,19 @@ import json  # noqa: E402
 import time  # noqa: E402
 import traceback  # noqa: E402
 
+import cases_auth  # noqa: E402
 import cases_bad  # noqa: E402
 import cases_concat  # noqa: E402
 import cases_core  # noqa: E402
 import cases_creation  # noqa: E402
 import cases_ext  # noqa: E402
-from tuslib import Case, CheckFailed, Client, Skip, check  # noqa: E402
+from tuslib import Case, CheckFailed, Client, Skip, check, mint, read_secret  # noqa: E402
 
 EXPECTED = ["creation", "creation-with-upload", "creation-defer-length", "termination",
             "expiration", "checksum", "checksum-trailer", "concatenation"]
-TABLE = cases_core.CASES + cases_creation.CASES + cases_ext.CASES + cases_concat.CASES + cases_bad.CASES
+TABLE = (cases_core.CASES + cases_creation.CASES + cases_ext.CASES + cases_concat.CASES + cases_bad.CASES
+         + cases_auth.CASES)
+TOKEN_SECONDS = 3600
 
 
 class Target:
@@ -42,7 +51,13 @@ class Target:
 
     def __init__(self, args, options):
         self.args = args
-        self.c = Client(args.endpoint)
+        self.secret = read_secret(args.token_secret_file) if args.token_secret_file else None
+        self.subject = args.token_subject
+        self.admin_subject = args.token_admin_subject
+        token = None
+        if self.secret is not None:
+            token = mint(self.secret, {"sub": self.subject, "exp": int(time.time()) + TOKEN_SECONDS})
+        self.c = Client(args.endpoint, token=token)
         self.options = options
         ext = options.h("Tus-Extension") or ""
         self.extensions = {e.strip() for e in ext.split(",") if e.strip()}
@@ -53,6 +68,8 @@ class Target:
         self.expire_seconds = args.expire_seconds
         self.concat_finals = []  # (path, expected bytes) for the download group
         self.groups = set(EXPECTED) | self.extensions | {"core", "download", "bad-input"}
+        if self.secret is not None:
+            self.groups.add("auth")
 
 
 def advertised_cases():
@@ -98,13 +115,23 @@ def main():
     p.add_argument("--skip-unadvertised", action="store_true",
                    help="skip the cases of extensions OPTIONS does not list")
     p.add_argument("--trace", action="store_true", help="print every exchange of every case")
+    p.add_argument("--token-secret-file", default=None, metavar="FILE",
+                   help="the server's --auth-jwt-secret-file: send HS256 bearer tokens, run the auth cases")
+    p.add_argument("--token-subject", default="conformance", metavar="NAME",
+                   help="sub of the suite's token (default: conformance)")
+    p.add_argument("--token-admin-subject", default=None, metavar="NAME",
+                   help="one of the server's --auth-admin-subjects; enables the admin case")
     args = p.parse_args()
     try:
         options = Client(args.endpoint).request("OPTIONS", Client(args.endpoint).base, tus=False)
     except OSError as e:
         print(f"cannot reach {args.endpoint}: {e}", file=sys.stderr)
         return 2
-    t = Target(args, options)
+    try:
+        t = Target(args, options)
+    except OSError as e:
+        print(f"cannot read --token-secret-file: {e}", file=sys.stderr)
+        return 2
     table = advertised_cases() + TABLE
     if args.only:
         table = [r for r in table if any(r.id.startswith(o) for o in args.only)]
@@ -112,7 +139,7 @@ def main():
     assert len(ids) == len(set(ids)), "duplicate case ids"
     results = []
     for row in table:
-        known = row.ext in t.extensions or row.ext in ("core", "bad-input")
+        known = row.ext in t.extensions or row.ext in ("core", "bad-input", "auth")
         if args.skip_unadvertised and not known:
             res = {"id": row.id, "ext": row.ext, "severity": row.severity, "clause": row.clause,
                    "outcome": "SKIP", "detail": f"{row.ext} not advertised", "seconds": 0}

@@ -2,13 +2,17 @@
 
 A raw-socket HTTP/1.1 client with exact control over what goes on the wire
 (chunked bodies with trailers, bodies cut mid-stream, duplicate headers,
-Expect: 100-continue), the Case table type, check helpers that raise
-CheckFailed with the offending exchange, and small tus helpers (create,
-patch, head) shared by the case modules.
+Expect: 100-continue) that sends a bearer token when given one, the Case
+table type, check helpers that raise CheckFailed with the offending
+exchange, small tus helpers (create, patch, head) shared by the case
+modules, and mint() for HS256 JWTs.
 """
 
 import base64
+import copy
 import hashlib
+import hmac
+import json
 import random
 import re
 import socket
@@ -124,17 +128,47 @@ def digest(algo, body):
     return base64.b64encode(raw).decode()
 
 
-class Client:
-    """One connection per request (Connection: close); every exchange logged."""
+def b64url(raw):
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
-    def __init__(self, endpoint, timeout=30.0):
+
+def mint(secret, claims, header=None):
+    """A JWT of `claims`, HS256-signed with `secret` (bytes); unsigned if `header` says another alg."""
+    header = header or {"alg": "HS256", "typ": "JWT"}
+    part = [b64url(json.dumps(x, separators=(",", ":")).encode()) for x in (header, claims)]
+    signing_input = ".".join(part).encode()
+    sig = hmac.new(secret, signing_input, hashlib.sha256).digest() if header.get("alg") == "HS256" else b""
+    return signing_input.decode() + "." + b64url(sig)
+
+
+def read_secret(path):
+    """An HMAC secret file as the server reads it: trailing whitespace (the newline) is not part of it."""
+    with open(path, "rb") as f:
+        return f.read().rstrip(b" \t\n\r\x0c")
+
+
+class Client:
+    """One connection per request (Connection: close); every exchange logged.
+
+    With a `token`, every request carries `Authorization: Bearer <token>` unless
+    its headers name Authorization themselves (value None: send none at all).
+    """
+
+    def __init__(self, endpoint, timeout=30.0, token=None):
         u = urllib.parse.urlsplit(endpoint)
         self.endpoint = endpoint
         self.host, self.port = u.hostname, u.port or 80
         self.base = u.path if u.path.endswith("/") else u.path + "/"
         self.origin = f"{u.scheme}://{u.netloc}"
         self.timeout = timeout
+        self.token = token
         self.log = []
+
+    def as_token(self, token):
+        """This client sending `token` instead (None: no Authorization); the log is shared."""
+        other = copy.copy(self)
+        other.token = token
+        return other
 
     def path_of(self, url):
         """Path of a Location (absolute or relative), resolved against the endpoint."""
@@ -145,6 +179,8 @@ class Client:
         out = [f"{method} {path} HTTP/1.1", f"Host: {self.host}:{self.port}", "Connection: close"]
         if tus and "tus-resumable" not in names:
             out.append("Tus-Resumable: 1.0.0")
+        if self.token and "authorization" not in names:
+            out.append(f"Authorization: Bearer {self.token}")
         out += [f"{k}: {v}" for k, v in headers if v is not None]
         if chunked and "transfer-encoding" not in names:
             out.append("Transfer-Encoding: chunked")

@@ -24,6 +24,7 @@ mod proxy;
 mod redis_store;
 mod resume;
 mod s3_faults;
+mod secrets;
 mod servers;
 mod tokens;
 mod tuspy;
