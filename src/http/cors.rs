@@ -49,6 +49,9 @@ const EXPOSED: &[&str] = &[
     "accept-ranges",
     "content-disposition",
     "etag",
+    // Why a token was refused, for the application's own retry logic.
+    "www-authenticate",
+    "retry-after",
 ];
 
 const METHODS: &str = "GET, HEAD, POST, PATCH, DELETE, OPTIONS";
