@@ -104,6 +104,9 @@ impl AuthFlags {
         {
             return Err("--access-hook-url must be an http:// or https:// URL".into());
         }
+        if self.access_hook_timeout.0.is_zero() {
+            return Err("--access-hook-timeout must be more than 0".into());
+        }
         Ok(AuthSettings {
             jwt_secret_files: self.auth_jwt_secret_file.clone(),
             jwt_public_keys: self.auth_jwt_public_key.clone(),

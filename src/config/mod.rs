@@ -622,6 +622,48 @@ mod tests {
         assert!(err(&["--cors-allow-credentials"]).contains("--cors-origins"));
         assert!(err(&["--max-active-uploads", "0"]).contains("--max-active-uploads"));
         assert!(err(&["--s3-part-checksum", "sha1"]).contains("--s3-part-checksum"));
+        assert!(err(&["--auth-issuer", "me"]).contains("needs a key"));
+        assert!(err(&["--auth-single-use-creation"]).contains("--auth-single-use-creation"));
+        assert!(err(&["--access-hook-url", "ftp://x"]).contains("--access-hook-url"));
+        assert!(err(&["--header-read-timeout", "0"]).contains("--header-read-timeout"));
+        assert!(err(&["--max-connections", "0"]).contains("--max-connections"));
+        let hook = [
+            "--access-hook-url",
+            "http://h/",
+            "--access-hook-timeout",
+            "0",
+        ];
+        assert!(err(&hook).contains("--access-hook-timeout"));
+    }
+
+    #[test]
+    fn authorization_flags_become_settings() {
+        let config = Config::try_parse_from([
+            "partway",
+            "--auth-jwt-secret-file",
+            "/a,/b",
+            "--auth-jwks",
+            "https://id.example/jwks.json",
+            "--auth-admin-subjects",
+            "backend,ops",
+            "--auth-resume-grace",
+            "2h",
+            "--access-hook-url",
+            "http://127.0.0.1:9/hook",
+            "--access-hook-cache",
+            "30s",
+        ])
+        .expect("parses");
+        let settings = config.validate().expect("valid");
+        let auth = &settings.auth;
+        assert_eq!(auth.jwt_secret_files.len(), 2);
+        assert_eq!(auth.rules.admin_subjects, ["backend", "ops"]);
+        assert_eq!(auth.rules.leeway, defaults::auth::LEEWAY);
+        assert_eq!(auth.resume_grace, Some(Duration::from_secs(7200)));
+        assert_eq!(auth.access_hook_cache, Duration::from_secs(30));
+        assert!(auth.jwt() && auth.any());
+        let plain = Config::try_parse_from(["partway"]).expect("parses");
+        assert!(!plain.validate().expect("valid").auth.any());
     }
 
     #[test]
@@ -651,6 +693,12 @@ mod tests {
             )
         );
         assert_eq!((s.listen, s.http.base_path), (d.listen, d.http.base_path));
+        assert_eq!(s.serving, d.serving);
+        let (a, b) = (&s.auth, &d.auth);
+        assert_eq!(
+            (a.jwks_refresh, a.rules.leeway, a.access_hook_timeout),
+            (b.jwks_refresh, b.rules.leeway, b.access_hook_timeout)
+        );
     }
 
     #[test]
