@@ -78,7 +78,7 @@ async fn upload(
 /// prints the time, the refusals and partway's RSS before and during.
 pub async fn flood(endpoint: &str, pid: u32, count: usize, size: usize) -> Result<(), BoxError> {
     let block = Bytes::from((0..size).map(|i| (i % 251) as u8).collect::<Vec<_>>());
-    let client = reqwest::Client::new();
+    let client = super::client()?;
     let before = rss_mib(pid);
     let done = Arc::new(AtomicBool::new(false));
     let sampler = {

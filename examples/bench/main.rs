@@ -11,7 +11,9 @@
 //! peak RSS and CPU time it reports are partway's alone. The tus client sends
 //! each upload as one PATCH, streamed from a 64 MiB random block repeated.
 //! Throughput is MB/s (10^6 bytes/s) from creation to the final response.
-//! With `BENCH_FLOOD=N`, it then runs the flood phase ([`flood`]).
+//! With `BENCH_FLOOD=N`, it then runs the flood phase ([`flood`]). With
+//! `BENCH_AUTH=1`, partway requires bearer tokens and every request of the
+//! benchmark carries one.
 
 mod flood;
 
@@ -168,6 +170,43 @@ fn payload(
     })
 }
 
+/// The bearer token every request carries, when `BENCH_AUTH` is set.
+static TOKEN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// An HTTP client that sends the benchmark's token, if it has one.
+fn client() -> Result<reqwest::Client, BoxError> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(token) = TOKEN.get() {
+        headers.insert("authorization", format!("Bearer {token}").parse()?);
+    }
+    Ok(reqwest::Client::builder()
+        .default_headers(headers)
+        .build()?)
+}
+
+/// Has partway require tokens: writes a secret to `dir`, keeps a token
+/// signed with it, and returns the server flags.
+fn require_tokens(dir: &Path) -> Result<Vec<String>, BoxError> {
+    let secret = hex(32);
+    let path = dir.join("jwt-secret");
+    std::fs::write(&path, &secret)?;
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs()
+        + 24 * 3600;
+    let claims = serde_json::json!({ "sub": "bench", "exp": exp });
+    let key = jsonwebtoken::EncodingKey::from_secret(secret.as_bytes())?;
+    let _ = TOKEN.set(jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &claims,
+        &key,
+    )?);
+    Ok(vec![
+        "--auth-jwt-secret-file".into(),
+        path.display().to_string(),
+    ])
+}
+
 /// Creates a tus upload of `size` bytes; returns its URL.
 async fn create(client: &reqwest::Client, endpoint: &str, size: u64) -> Result<String, BoxError> {
     let created = client
@@ -190,7 +229,7 @@ async fn via_partway(
     block: &Bytes,
     size: u64,
 ) -> Result<(Duration, String), BoxError> {
-    let client = reqwest::Client::new();
+    let client = client()?;
     let start = Instant::now();
     let url = create(&client, endpoint, size).await?;
     let patched = client
@@ -211,7 +250,7 @@ async fn via_partway(
 /// Downloads a finished upload through partway's GET, counting its bytes.
 async fn download(url: &str, size: u64) -> Result<Duration, BoxError> {
     let start = Instant::now();
-    let response = reqwest::get(url).await?;
+    let response = client()?.get(url).send().await?;
     if response.status() != reqwest::StatusCode::OK {
         return Err(format!("GET: {}", response.status()).into());
     }
@@ -358,6 +397,11 @@ async fn main() -> Result<(), BoxError> {
                 .unwrap_or_default()
                 .split_whitespace(),
         )
+        .args(if std::env::var_os("BENCH_AUTH").is_some() {
+            require_tokens(dir.path())?
+        } else {
+            Vec::new()
+        })
         .env("AWS_ACCESS_KEY_ID", &key)
         .env("AWS_SECRET_ACCESS_KEY", &secret)
         .env("RUST_LOG", "warn")
