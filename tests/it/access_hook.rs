@@ -3,7 +3,7 @@
 //! revocation takes effect on the next request (or after the cache), and a
 //! hook that is down or slow closes the door with 503.
 
-use crate::helpers::{TestApp, location};
+use crate::helpers::{TestApp, location, serve_app};
 use axum::extract::State;
 use axum::response::IntoResponse;
 use axum::routing::post;
@@ -45,12 +45,7 @@ async fn receiver() -> (String, Shared) {
     let app = axum::Router::new()
         .route("/hook", post(answer))
         .with_state(shared.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (url, shared)
+    (serve_app(app, "/hook").await, shared)
 }
 
 async fn app_asking(url: String, cache: Duration, timeout: Duration) -> TestApp {

@@ -411,3 +411,13 @@ pub fn header_u64(headers: &HeaderMap, name: &str) -> Option<u64> {
 pub fn header_str<'a>(response: &'a Response, name: &str) -> Option<&'a str> {
     response.headers().get(name)?.to_str().ok()
 }
+
+/// Serves `router` on an ephemeral loopback port, as an application the
+/// test plays (a hook receiver, a token endpoint, a JWKS server); returns
+/// `http://<addr><path>`.
+pub async fn serve_app(router: axum::Router, path: &str) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}{path}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    url
+}

@@ -4,7 +4,7 @@
 //! tokens are then refused, and a JWKS server that goes away leaves the
 //! keys partway has in force.
 
-use crate::helpers::TestApp;
+use crate::helpers::{TestApp, serve_app};
 use crate::tokens::now;
 use axum::extract::State;
 use axum::routing::get;
@@ -49,11 +49,7 @@ async fn a_key_rotation_is_picked_up_and_the_old_key_retired() {
     let router = axum::Router::new()
         .route("/jwks.json", get(serve))
         .with_state(published.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}/jwks.json", listener.local_addr().expect("addr"));
-    tokio::spawn(async move { axum::serve(listener, router).await });
+    let url = serve_app(router, "/jwks.json").await;
     let app = TestApp::spawn_with(move |s| s.auth.jwks = vec![url]).await;
     let started = Instant::now();
     assert_eq!(

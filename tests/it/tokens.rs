@@ -85,10 +85,5 @@ pub async fn token_endpoint(
         std::future::ready(signer.token(sub, lifetime_secs, json!({})))
     };
     let router = axum::Router::new().route("/token", axum::routing::get(mint));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}/token", listener.local_addr().expect("addr"));
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    (url, minted)
+    (crate::helpers::serve_app(router, "/token").await, minted)
 }
