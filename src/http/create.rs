@@ -157,7 +157,7 @@ impl Creation {
 async fn create(app: AppState, request: Request) -> Result<Response> {
     let creation = Creation::read(request.headers())?;
     let location = collection_url(&app, request.headers(), peer(&request));
-    let caller = caller_of(&request);
+    let caller = caller_of(&request, &Method::POST);
     let mut info = app.service.create(&caller, creation.new).await?;
     let location = format!("{location}{}", info.id);
     let mut offset = None;

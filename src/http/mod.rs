@@ -208,9 +208,10 @@ fn body_stream(request: Request, verify: &Verify) -> BodyStream {
     ))
 }
 
-/// The request as the core's authorizer sees it: its headers, method,
-/// target as the client sent it, and peer.
-fn caller_of(request: &Request) -> Caller {
+/// The request as the core's authorizer sees it: its headers, the method
+/// it means (after `X-HTTP-Method-Override`), its target as the client sent
+/// it, and its peer.
+fn caller_of(request: &Request, method: &Method) -> Caller {
     let uri = request
         .extensions()
         .get::<axum::extract::OriginalUri>()
@@ -220,12 +221,7 @@ fn caller_of(request: &Request) -> Caller {
         .extensions()
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
         .map(|c| c.0);
-    Caller::new(
-        request.headers().clone(),
-        request.method().as_str(),
-        target,
-        peer,
-    )
+    Caller::new(request.headers().clone(), method.as_str(), target, peer)
 }
 
 /// `Upload-Expires` for an upload that will expire (RFC 9110 date).

@@ -26,7 +26,7 @@ pub(crate) async fn upload(
         if method == Method::OPTIONS {
             return Ok(options(&app));
         }
-        let caller = caller_of(&request);
+        let caller = caller_of(&request, &method);
         if method == Method::GET {
             // A plain download: browsers and curl send no Tus-Resumable.
             let id = UploadId::parse(&id).ok_or(upload::Error::NotFound)?;

@@ -145,6 +145,20 @@ async fn the_application_decides_and_a_revocation_is_immediate() {
         StatusCode::OK,
         "shared again"
     );
+    // The hook is told the method the client means.
+    let overridden = app
+        .http
+        .post(&url)
+        .header("Tus-Resumable", "1.0.0")
+        .header("X-HTTP-Method-Override", "DELETE")
+        .send()
+        .await
+        .expect("POST as DELETE");
+    assert_eq!(overridden.status(), StatusCode::NO_CONTENT);
+    let r = receiver.lock().expect("receiver");
+    let last = r.asked.last().expect("asked");
+    assert_eq!(last["Event"]["HTTPRequest"]["Method"], "DELETE");
+    assert_eq!(last["Event"]["Access"]["Mode"], "write");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
