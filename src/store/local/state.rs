@@ -6,7 +6,8 @@
 //! upload's lock moves it. Per upload, under
 //! `state/`: `<id>.json` (the record, replaced atomically), `<id>.parts`
 //! (one JSON line per committed part; a later line for the same number wins)
-//! and `<id>.tail`.
+//! and `<id>.tail`. Under `once/`, one file per redeemed single-use
+//! credential (named by a digest of it) holds until when it is remembered.
 //!
 //! Crash safety comes from ordering: a part line is written before the record
 //! moves the offset, and the tail is only cut after it. A tail longer than a
@@ -283,6 +284,27 @@ impl StateStore for LocalState {
         write_atomic(&path, until.to_string().as_bytes())
             .await
             .map_err(|e| other("redeem", e))?;
+        // Now and then, forget the credentials that can no longer be shown.
+        if rand::random::<u8>() == 0 {
+            forget_redeemed(&self.root.join("once")).await;
+        }
         Ok(true)
+    }
+}
+
+/// Removes the redemptions in `dir` whose credentials have expired.
+async fn forget_redeemed(dir: &std::path::Path) {
+    let Ok(mut entries) = fs::read_dir(dir).await else {
+        return;
+    };
+    let now = now_secs();
+    while let Ok(Some(entry)) = entries.next_entry().await {
+        let until = fs::read_to_string(entry.path()).await.ok();
+        if until
+            .and_then(|u| u.trim().parse::<u64>().ok())
+            .is_some_and(|u| u <= now)
+        {
+            let _ = fs::remove_file(entry.path()).await;
+        }
     }
 }
