@@ -1,18 +1,28 @@
 //! The `partway` binary: parse flags, connect the stores, serve until SIGTERM.
 
 use clap::Parser;
+use partway::config::LogFormat;
 use partway::{Config, Partway, shutdown_signal};
+use std::io::IsTerminal;
 use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
 
+/// Logs to stdout at the RUST_LOG level (default info), in `format`; text
+/// is coloured only on a terminal.
+fn init_logs(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt().with_env_filter(filter);
+    match format {
+        LogFormat::Text => logs.with_ansi(std::io::stdout().is_terminal()).init(),
+        LogFormat::Json => logs.json().init(),
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .init();
-    let settings = match Config::parse().validate() {
+    let config = Config::parse();
+    init_logs(config.log_format);
+    let settings = match config.validate() {
         Ok(s) => s,
         Err(message) => {
             eprintln!("partway: {message}");

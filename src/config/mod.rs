@@ -154,6 +154,10 @@ pub struct Config {
     /// closed [default: from the open-files limit, at most 10000].
     #[arg(long, env = "PARTWAY_MAX_CONNECTIONS", value_parser = parse_at_least_one)]
     pub max_connections: Option<usize>,
+    /// Log lines as text or JSON (one object per line); the level comes
+    /// from RUST_LOG (default info).
+    #[arg(long, env = "PARTWAY_LOG_FORMAT", value_enum, default_value_t)]
+    pub log_format: LogFormat,
     #[command(flatten)]
     pub auth: AuthFlags,
 }
@@ -226,6 +230,16 @@ pub enum ExpiredStatus {
     /// 410 Gone, remembered for a week after the upload is reaped.
     #[value(name = "410")]
     Gone,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum LogFormat {
+    /// One line of text per event, without colour unless stdout is a terminal.
+    #[default]
+    Text,
+    /// One JSON object per line, with the request's span fields.
+    Json,
 }
 
 /// Where uploads and their state live.
@@ -627,6 +641,7 @@ mod tests {
         assert!(err(&["--access-hook-url", "ftp://x"]).contains("--access-hook-url"));
         assert!(err(&["--header-read-timeout", "0"]).contains("--header-read-timeout"));
         assert!(err(&["--max-connections", "0"]).contains("--max-connections"));
+        assert!(err(&["--log-format", "xml"]).contains("--log-format"));
         let hook = [
             "--access-hook-url",
             "http://h/",
@@ -664,6 +679,7 @@ mod tests {
         assert!(auth.jwt() && auth.any());
         let plain = Config::try_parse_from(["partway"]).expect("parses");
         assert!(!plain.validate().expect("valid").auth.any());
+        assert_eq!(plain.log_format, LogFormat::Text);
     }
 
     #[test]

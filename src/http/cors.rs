@@ -52,6 +52,7 @@ const EXPOSED: &[&str] = &[
     // Why a token was refused, for the application's own retry logic.
     "www-authenticate",
     "retry-after",
+    "x-request-id",
 ];
 
 const METHODS: &str = "GET, HEAD, POST, PATCH, DELETE, OPTIONS";

@@ -1,10 +1,11 @@
 //! The HTTP surface: an axum [`Router`] speaking tus 1.0.0.
 //!
 //! Two routes: the collection (`<base>`, OPTIONS and POST) and an upload
-//! (`<base><id>`, OPTIONS, HEAD, PATCH, DELETE). Each route dispatches on the
-//! *effective* method itself, after applying `X-HTTP-Method-Override`, so the
-//! override works without a layer outside the router and the router can be
-//! merged into any axum application. Handlers are thin: they parse headers
+//! (`<base><id>`, OPTIONS, HEAD, PATCH, DELETE, GET), plus `/healthz` and
+//! `/readyz` ([`health`]); every request gets an id ([`request_id`]). Each
+//! route dispatches on the *effective* method itself, after applying
+//! `X-HTTP-Method-Override`, so the override works without a layer outside
+//! the router and the router can be merged into any axum application. Handlers are thin: they parse headers
 //! through [`crate::protocol`], call [`crate::upload::UploadService`] and
 //! render the result; every refusal becomes a response in [`error`].
 
@@ -14,7 +15,9 @@ mod download;
 pub mod error;
 #[cfg(test)]
 mod fuzz;
+mod health;
 mod location;
+mod request_id;
 mod resource;
 
 pub use error::{Error, Result};
@@ -88,6 +91,7 @@ pub(crate) fn router(service: Arc<UploadService>, config: &HttpConfig) -> Router
         router = router.route(base, any(create::collection));
     }
     router
+        .merge(health::routes())
         .layer(axum::middleware::map_response(common_headers))
         .layer(axum::middleware::from_fn_with_state(
             cors::Cors::new(&config.cors_origins, config.cors_credentials),
@@ -95,6 +99,7 @@ pub(crate) fn router(service: Arc<UploadService>, config: &HttpConfig) -> Router
         ))
         // Bodies are streamed and bounded by the upload's length instead.
         .layer(DefaultBodyLimit::disable())
+        .layer(axum::middleware::from_fn(request_id::middleware))
         .with_state(state)
 }
 

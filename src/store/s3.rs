@@ -302,6 +302,16 @@ impl ObjectStore for S3Objects {
         }
     }
 
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.client
+            .head_bucket()
+            .bucket(&self.bucket)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify("HeadBucket", e))
+    }
+
     async fn delete_object(&self, key: &ObjectKey) -> Result<(), StoreError> {
         self.client
             .delete_object()

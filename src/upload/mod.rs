@@ -15,6 +15,7 @@ mod create;
 mod error;
 mod expiry;
 mod finish;
+pub mod health;
 mod limits;
 pub mod model;
 pub mod plan;

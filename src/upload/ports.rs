@@ -89,6 +89,9 @@ pub trait ObjectStore: Send + Sync + 'static {
     /// Deletes an object. Already gone is not an error.
     async fn delete_object(&self, key: &ObjectKey) -> Result<(), StoreError>;
 
+    /// Answers if the store can be used now (for readiness checks).
+    async fn ping(&self) -> Result<(), StoreError>;
+
     /// Uploads part `number` as a server-side copy of bytes `range` of the
     /// object `source` (UploadPartCopy).
     async fn upload_part_copy(
@@ -231,6 +234,9 @@ pub trait StateStore: Send + Sync + 'static {
     /// presented, `false` ever after, until `until` (seconds since the Unix
     /// epoch) when it can be forgotten. Atomic across instances.
     async fn redeem(&self, key: &str, until: u64) -> Result<bool, StoreError>;
+
+    /// Answers if the store can be used now (for readiness checks).
+    async fn ping(&self) -> Result<(), StoreError>;
 }
 
 /// Why a lock could not be taken.

@@ -15,6 +15,7 @@ mod connections;
 mod contract;
 mod extensions;
 mod faults;
+mod health;
 mod helpers;
 mod js_client;
 mod jwks;

@@ -237,6 +237,13 @@ impl ObjectStore for LocalObjects {
         }
     }
 
+    async fn ping(&self) -> Result<(), StoreError> {
+        fs::metadata(&self.root)
+            .await
+            .map(|_| ())
+            .map_err(|e| io_err("data directory", e))
+    }
+
     async fn upload_part_copy(
         &self,
         _key: &ObjectKey,

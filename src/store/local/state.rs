@@ -270,6 +270,13 @@ impl StateStore for LocalState {
         Ok(fs::metadata(self.path(id, "gone")).await.is_ok())
     }
 
+    async fn ping(&self) -> Result<(), StoreError> {
+        fs::metadata(&self.root)
+            .await
+            .map(|_| ())
+            .map_err(|e| other("data directory", e))
+    }
+
     async fn redeem(&self, key: &str, until: u64) -> Result<bool, StoreError> {
         let path = self.root.join("once").join(crate::store::once_name(key));
         let _write = self.write.lock().await;

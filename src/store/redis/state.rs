@@ -333,6 +333,14 @@ impl StateStore for RedisState {
         Ok(())
     }
 
+    async fn ping(&self) -> Result<(), StoreError> {
+        let _: String = redis::cmd("PING")
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+
     async fn redeem(&self, key: &str, until: u64) -> Result<bool, StoreError> {
         let key = format!("{}once:{}", self.prefix, crate::store::once_name(key));
         let ttl = until.saturating_sub(now_secs()).max(1);

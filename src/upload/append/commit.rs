@@ -172,13 +172,13 @@ fn upload_parts(
     jobs.map(move |job| {
         let ctx = ctx.clone();
         // Spawned, so parts keep moving while the committer commits.
-        tokio::spawn(async move {
+        tokio::spawn(tracing::Instrument::in_current_span(async move {
             let etag = ctx
                 .objects
                 .upload_part(&ctx.key, &ctx.multipart_id, job.number, job.data.clone())
                 .await;
             (job, etag)
-        })
+        }))
     })
     .buffered(in_flight)
     .map(|joined| match joined {

@@ -91,12 +91,14 @@ impl UploadService {
             });
         };
         let (service, id) = (self.clone(), id.clone());
-        tokio::spawn(async move {
+        let work = async move {
             let _slot = slot;
             service.append_here(&id, request).await
-        })
-        .await
-        .map_err(|e| Error::Internal(format!("append task failed: {e}")))?
+        };
+        // The request's span goes along, so its log lines carry its id.
+        tokio::spawn(tracing::Instrument::in_current_span(work))
+            .await
+            .map_err(|e| Error::Internal(format!("append task failed: {e}")))?
     }
 
     async fn append_here(&self, id: &UploadId, request: AppendRequest) -> Result<UploadInfo> {

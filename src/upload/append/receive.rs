@@ -34,7 +34,8 @@ impl UploadService {
             None => (None, None),
         };
         let (parts, jobs) = mpsc::channel(1);
-        let committer = tokio::spawn(commit_parts(ctx, jobs, start, verdict_rx));
+        let committing = commit_parts(ctx, jobs, start, verdict_rx);
+        let committer = tokio::spawn(tracing::Instrument::in_current_span(committing));
         let mut reader = Reader::new(self, guard, info, request.content_length);
         let ended = reader.read(&mut request.body, &parts, &mut verifier).await;
         // Its budget share stays held until the bytes are committed.

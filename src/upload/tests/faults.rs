@@ -52,6 +52,9 @@ struct FlakyComplete {
 
 #[async_trait::async_trait]
 impl crate::upload::ports::ObjectStore for FlakyComplete {
+    async fn ping(&self) -> std::result::Result<(), StoreError> {
+        self.inner.ping().await
+    }
     async fn create_multipart(
         &self,
         key: &ObjectKey,
