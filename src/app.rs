@@ -48,6 +48,8 @@ pub struct Partway {
     routes: Router,
     wrap: Option<Wrap>,
     serving: Serving,
+    /// Accepts TLS on the listener, when HTTPS is configured.
+    tls: Option<tokio_rustls::TlsAcceptor>,
     /// Whether an authorizer stands between clients and uploads.
     secured: bool,
 }
@@ -81,6 +83,7 @@ impl Partway {
             routes: Router::new(),
             wrap: None,
             serving: Serving::default(),
+            tls: None,
             secured: false,
         }
     }
@@ -127,7 +130,8 @@ impl Partway {
             router = wrap(router);
         }
         let service = self.service.clone();
-        let served = server::run(listener, router, self.serving, shutdown, move || {
+        let serving = (self.serving, self.tls);
+        let served = server::run(listener, router, serving, shutdown, move || {
             service.begin_shutdown();
         });
         served.await
@@ -202,6 +206,13 @@ impl Builder {
     pub async fn build(self) -> Result<Partway, StartError> {
         let settings = &self.settings;
         settings.check()?;
+        crate::tls::install_crypto_provider();
+        let tls = settings
+            .serving
+            .tls
+            .as_ref()
+            .map(crate::tls::acceptor)
+            .transpose()?;
         let limits = Limits {
             expire_after: settings.expire_after,
             expired_gone: settings.expired_gone,
@@ -215,23 +226,7 @@ impl Builder {
             (Some(ours), Some(theirs)) => Some(Arc::new(AllOf(vec![ours, theirs])) as Arc<_>),
             (one, other) => one.or(other),
         };
-        let service = match &settings.backend {
-            Backend::Local { data_dir } => local_service(data_dir, limits).await?,
-            Backend::S3 {
-                s3,
-                key_prefix,
-                redis_url,
-                redis_prefix,
-                redis_cluster,
-            } => {
-                let (client, conn) = connect_redis(redis_url, *redis_cluster).await?;
-                let state = RedisState::new(conn.clone(), redis_prefix.clone());
-                let locker = RedisLocker::new(client, conn, redis_prefix, defaults::LOCK_TTL);
-                let objects = S3Objects::connect(s3).await;
-                let (objects, state) = (Arc::new(objects), Arc::new(state));
-                UploadService::new(objects, state, Arc::new(locker), limits, key_prefix)
-            }
-        };
+        let service = backend_service(&settings.backend, limits).await?;
         let secured = authorizer.is_some();
         let service = match authorizer {
             Some(authorizer) => service.with_authorizer(authorizer),
@@ -239,13 +234,59 @@ impl Builder {
         };
         Ok(Partway {
             service: Arc::new(service),
-            http: settings.http.clone(),
+            http: HttpConfig {
+                https: tls.is_some(),
+                ..settings.http.clone()
+            },
             routes: self.routes,
             wrap: self.wrap,
-            serving: settings.serving,
+            serving: settings.serving.clone(),
+            tls,
             secured,
         })
     }
+}
+
+/// The upload core over the stores `backend` names.
+async fn backend_service(backend: &Backend, limits: Limits) -> Result<UploadService, StartError> {
+    match backend {
+        Backend::Local { data_dir } => local_service(data_dir, limits).await,
+        Backend::S3 {
+            s3,
+            key_prefix,
+            redis_url,
+            redis_prefix,
+            redis_cluster,
+            redis_ca_file,
+        } => {
+            let redis = (redis_url.as_str(), *redis_cluster, redis_ca_file.as_deref());
+            let (client, conn) = connect_redis(redis).await?;
+            let state = RedisState::new(conn.clone(), redis_prefix.clone());
+            let locker = RedisLocker::new(client, conn, redis_prefix, defaults::LOCK_TTL);
+            let objects = S3Objects::connect(s3).await;
+            let (objects, state) = (Arc::new(objects), Arc::new(state));
+            Ok(UploadService::new(
+                objects,
+                state,
+                Arc::new(locker),
+                limits,
+                key_prefix,
+            ))
+        }
+    }
+}
+
+/// The TLS roots for `rediss://`: the file's, or the system's (`None`).
+fn redis_tls(ca_file: Option<&Path>) -> Result<Option<redis::TlsCertificates>, StartError> {
+    let Some(path) = ca_file else {
+        return Ok(None);
+    };
+    let pem =
+        std::fs::read(path).map_err(|e| format!("--redis-ca-file {}: {e}", path.display()))?;
+    Ok(Some(redis::TlsCertificates {
+        client_tls: None,
+        root_cert: Some(pem),
+    }))
 }
 
 /// How long past its expiry a token may resume its own upload: as set, or
@@ -276,16 +317,20 @@ async fn local_service(data_dir: &Path, limits: Limits) -> Result<UploadService,
 /// Connects to the Redis server, or the Cluster, that `redis_url` names:
 /// the client for release requests and the connection for everything else.
 async fn connect_redis(
-    redis_url: &str,
-    cluster: bool,
+    (redis_url, cluster, ca_file): (&str, bool, Option<&Path>),
 ) -> Result<(redis::Client, RedisConn), StartError> {
     let nodes: Vec<String> = redis_nodes(redis_url).map(str::to_owned).collect();
     let first = nodes.first().ok_or("--redis-url is empty".to_owned())?;
+    let tls = redis_tls(ca_file)?;
     // Release requests are pub/sub on one node; a cluster broadcasts
     // PUBLISH to every node.
-    let client = redis::Client::open(first.as_str()).map_err(|e| format!("--redis-url: {e}"))?;
+    let client = match tls.clone() {
+        Some(certs) => redis::Client::build_with_tls(first.as_str(), certs),
+        None => redis::Client::open(first.as_str()),
+    }
+    .map_err(|e| format!("--redis-url: {e}"))?;
     let conn = if cluster {
-        connect_cluster(&nodes).await
+        connect_cluster(&nodes, tls).await
     } else {
         connect(&client).await
     }

@@ -35,6 +35,7 @@ pub mod http;
 pub mod protocol;
 mod server;
 pub mod store;
+pub mod tls;
 pub mod upload;
 
 pub use app::{Builder, Partway, StartError};

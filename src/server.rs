@@ -9,14 +9,16 @@ use axum::http::Request;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use hyper_util::service::TowerToHyperService;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
 /// The most a connection buffers of a request it has not yet been asked to
@@ -64,28 +66,23 @@ fn connection_limit(configured: Option<usize>) -> usize {
 pub(crate) async fn run(
     listener: TcpListener,
     router: Router,
-    serving: Serving,
+    (serving, tls): (Serving, Option<TlsAcceptor>),
     shutdown: impl Future<Output = ()> + Send + 'static,
     on_stop: impl FnOnce(),
 ) -> std::io::Result<()> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .max_buf_size(READ_BUFFER)
-        .timer(TokioTimer::new())
-        .header_read_timeout(serving.header_read_timeout);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .keep_alive_interval(Some(serving.header_read_timeout))
-        .keep_alive_timeout(serving.header_read_timeout);
+    let each = Each {
+        builder: builder(&serving),
+        router,
+        tls,
+        handshake_within: serving.header_read_timeout,
+    };
     let limit = connection_limit(serving.max_connections);
     let slots = Arc::new(Semaphore::new(limit));
     tracing::debug!(limit, "connection limit");
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
-        let (stream, peer) = tokio::select! {
+        let accepted = tokio::select! {
             () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
@@ -98,8 +95,8 @@ pub(crate) async fn run(
             },
         };
         match slots.clone().try_acquire_owned() {
-            Ok(slot) => serve_connection(&builder, &graceful, &router, (stream, peer), slot),
-            Err(_) => turn_away(stream, limit),
+            Ok(slot) => each.spawn(graceful.watcher(), accepted, slot),
+            Err(_) => turn_away(accepted.0, limit),
         }
     }
     drop(listener);
@@ -114,32 +111,82 @@ pub(crate) async fn run(
     Ok(())
 }
 
-/// Serves one connection in its own task, watched for graceful shutdown.
-fn serve_connection(
-    builder: &auto::Builder<TokioExecutor>,
-    graceful: &GracefulShutdown,
-    router: &Router,
-    (stream, peer): (TcpStream, SocketAddr),
-    slot: OwnedSemaphorePermit,
-) {
-    let _ = stream.set_nodelay(true);
-    let app = router
-        .clone()
-        .map_request(move |mut request: Request<Incoming>| {
-            request.extensions_mut().insert(ConnectInfo(peer));
-            request
-        });
-    let connection = builder
-        .serve_connection(TokioIo::new(stream), TowerToHyperService::new(app))
-        .into_owned();
-    let connection = graceful.watch(connection);
-    tokio::spawn(async move {
-        let _slot = slot;
-        if let Err(e) = connection.await {
-            tracing::debug!(error = %e, "connection ended with an error");
-        }
-    });
+/// HTTP/1.1 and HTTP/2 (by ALPN over TLS, by preface without), with a
+/// deadline for request headers and keep-alive pings.
+fn builder(serving: &Serving) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .max_buf_size(READ_BUFFER)
+        .timer(TokioTimer::new())
+        .header_read_timeout(serving.header_read_timeout);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(serving.header_read_timeout))
+        .keep_alive_timeout(serving.header_read_timeout);
+    builder
 }
+
+/// What every connection is served with.
+#[derive(Clone)]
+struct Each {
+    builder: auto::Builder<TokioExecutor>,
+    router: Router,
+    tls: Option<TlsAcceptor>,
+    /// How long a client gets to finish its TLS handshake.
+    handshake_within: Duration,
+}
+
+impl Each {
+    /// Serves one connection in its own task, watched for graceful
+    /// shutdown; over TLS, after the handshake.
+    fn spawn(
+        &self,
+        watcher: Watcher,
+        (stream, peer): (TcpStream, SocketAddr),
+        slot: OwnedSemaphorePermit,
+    ) {
+        let _ = stream.set_nodelay(true);
+        let each = self.clone();
+        tokio::spawn(async move {
+            let _slot = slot;
+            let served = match &each.tls {
+                None => each.serve(watcher, stream, peer).await,
+                Some(tls) => {
+                    match tokio::time::timeout(each.handshake_within, tls.accept(stream)).await {
+                        Ok(Ok(stream)) => each.serve(watcher, stream, peer).await,
+                        Ok(Err(e)) => Err(format!("TLS handshake failed: {e}").into()),
+                        Err(_) => Err("TLS handshake timed out".into()),
+                    }
+                }
+            };
+            if let Err(e) = served {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+
+    async fn serve<I>(&self, watcher: Watcher, io: I, peer: SocketAddr) -> Result<(), BoxError>
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let app = self
+            .router
+            .clone()
+            .map_request(move |mut request: Request<Incoming>| {
+                request.extensions_mut().insert(ConnectInfo(peer));
+                request
+            });
+        let connection = self
+            .builder
+            .serve_connection(TokioIo::new(io), TowerToHyperService::new(app))
+            .into_owned();
+        watcher.watch(connection).await
+    }
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Answers a connection past the limit with 503, without reading it, and
 /// closes it.

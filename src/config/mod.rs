@@ -16,6 +16,7 @@ pub use auth::AuthFlags;
 use crate::auth::AuthSettings;
 use crate::http::HttpConfig;
 use crate::store::s3::S3Settings;
+use crate::tls::TlsFiles;
 use crate::upload::plan::{MIB, PartLimits};
 use clap::{Parser, ValueEnum};
 use std::fmt;
@@ -88,9 +89,14 @@ pub struct Config {
     /// that do not verify the signed payload hash; about 1.7 CPU s per GiB).
     #[arg(long, env = "PARTWAY_S3_PART_CHECKSUM", value_enum, default_value_t)]
     pub s3_part_checksum: PartChecksum,
-    /// Redis URL for upload state and locks, e.g. redis://127.0.0.1:6379.
+    /// Redis URL for upload state and locks, e.g. redis://127.0.0.1:6379,
+    /// or rediss://host:6380 for TLS.
     #[arg(long, env = "PARTWAY_REDIS_URL")]
     pub redis_url: Option<String>,
+    /// PEM CA certificates that a rediss:// server's certificate must chain
+    /// to, instead of the system's roots.
+    #[arg(long, env = "PARTWAY_REDIS_CA_FILE")]
+    pub redis_ca_file: Option<PathBuf>,
     /// --redis-url names nodes of a Redis Cluster (comma-separated seeds).
     #[arg(long, env = "PARTWAY_REDIS_CLUSTER")]
     pub redis_cluster: bool,
@@ -154,6 +160,13 @@ pub struct Config {
     /// closed [default: from the open-files limit, at most 10000].
     #[arg(long, env = "PARTWAY_MAX_CONNECTIONS", value_parser = parse_at_least_one)]
     pub max_connections: Option<usize>,
+    /// Serve HTTPS (HTTP/2 and HTTP/1.1 by ALPN) with this PEM certificate
+    /// chain; needs --tls-key.
+    #[arg(long, env = "PARTWAY_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, env = "PARTWAY_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
     /// Log lines as text or JSON (one object per line); the level comes
     /// from RUST_LOG (default info).
     #[arg(long, env = "PARTWAY_LOG_FORMAT", value_enum, default_value_t)]
@@ -244,6 +257,9 @@ pub enum LogFormat {
 
 /// Where uploads and their state live.
 #[derive(Clone)]
+// Made once at start; boxing the larger variant would only add noise to
+// every match on it.
+#[allow(clippy::large_enum_variant)]
 pub enum Backend {
     /// The embedded default: everything under one local directory.
     Local { data_dir: PathBuf },
@@ -255,6 +271,8 @@ pub enum Backend {
         redis_prefix: String,
         /// `redis_url` lists seed nodes of a Redis Cluster.
         redis_cluster: bool,
+        /// CA certificates for `rediss://`, instead of the system's roots.
+        redis_ca_file: Option<PathBuf>,
     },
 }
 
@@ -275,6 +293,7 @@ impl Backend {
                 redis_url,
                 redis_prefix,
                 redis_cluster,
+                ..
             } => format!(
                 "S3 bucket {} at {} (key prefix {key_prefix:?}), Redis{} {} (key prefix {redis_prefix:?})",
                 s3.bucket,
@@ -334,13 +353,15 @@ pub struct Settings {
     pub auth: AuthSettings,
 }
 
-/// How connections are accepted and timed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How connections are accepted, secured and timed.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Serving {
     /// How long a client gets to send a request's headers.
     pub header_read_timeout: Duration,
     /// Connections served at once; `None` sizes it from the open-files limit.
     pub max_connections: Option<usize>,
+    /// Serve HTTPS with these files; `None` serves plain HTTP.
+    pub tls: Option<TlsFiles>,
 }
 
 impl Default for Serving {
@@ -348,6 +369,7 @@ impl Default for Serving {
         Self {
             header_read_timeout: defaults::HEADER_READ_TIMEOUT,
             max_connections: None,
+            tls: None,
         }
     }
 }
@@ -503,11 +525,23 @@ impl Config {
             serving: Serving {
                 header_read_timeout: self.header_read_timeout.0,
                 max_connections: self.max_connections,
+                tls: self.tls()?,
             },
             auth: self.auth.settings()?,
         };
         settings.check()?;
         Ok(settings)
+    }
+
+    fn tls(&self) -> Result<Option<TlsFiles>, String> {
+        match (&self.tls_cert, &self.tls_key) {
+            (None, None) => Ok(None),
+            (Some(cert), Some(key)) => Ok(Some(TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            })),
+            _ => Err("--tls-cert and --tls-key go together".into()),
+        }
     }
 
     fn http(&self) -> Result<HttpConfig, String> {
@@ -530,6 +564,7 @@ impl Config {
             cors_origins,
             cors_credentials: self.cors_allow_credentials,
             relative_location: self.relative_location,
+            https: self.tls_cert.is_some(),
             trusted_proxies: self.trusted_proxies.clone(),
         })
     }
@@ -574,6 +609,7 @@ impl Config {
             redis_url,
             redis_prefix: self.redis_prefix.clone(),
             redis_cluster: self.redis_cluster,
+            redis_ca_file: self.redis_ca_file.clone(),
         })
     }
 }

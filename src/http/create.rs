@@ -1,7 +1,7 @@
 //! The upload collection: OPTIONS (discovery) and POST (creation, with
 //! `creation-with-upload`, `creation-defer-length` and `concatenation`).
 
-use super::location::{collection_url, peer};
+use super::location::collection_url;
 use super::{
     AppState, body_stream, caller_of, check_version, content_length, effective_method,
     expires_header, header, is_offset_stream, u64_header, verify_from,
@@ -156,7 +156,7 @@ impl Creation {
 /// POST: creates an upload, taking its first bytes if the body carries any.
 async fn create(app: AppState, request: Request) -> Result<Response> {
     let creation = Creation::read(request.headers())?;
-    let location = collection_url(&app, request.headers(), peer(&request));
+    let location = collection_url(&app, &request);
     let caller = caller_of(&request, &Method::POST);
     let mut info = app.service.create(&caller, creation.new).await?;
     let location = format!("{location}{}", info.id);

@@ -69,14 +69,17 @@ pub(super) fn peer(request: &Request) -> Option<IpAddr> {
 }
 
 /// The URL of the upload collection, to which the new id is appended.
-pub(super) fn collection_url(app: &AppState, headers: &HeaderMap, peer: Option<IpAddr>) -> String {
+pub(super) fn collection_url(app: &AppState, request: &Request) -> String {
     if app.relative_location {
         return app.base_path.to_string();
     }
-    let mut proto = "http";
+    let (headers, peer) = (request.headers(), peer(request));
+    let mut proto = if app.https { "https" } else { "http" };
+    // HTTP/2 carries the host as the URI's authority, not as Host.
     let mut host = headers
         .get(h::HOST)
         .and_then(|v| v.to_str().ok())
+        .or_else(|| request.uri().authority().map(|a| a.as_str()))
         .and_then(clean_host);
     let trusted = peer.is_some_and(|ip| {
         let ip = match ip {

@@ -50,6 +50,9 @@ pub struct HttpConfig {
     pub cors_credentials: bool,
     /// `Location` is a path instead of an absolute URL.
     pub relative_location: bool,
+    /// partway's own listener speaks TLS: `Location` URLs are `https`
+    /// unless a trusted proxy says otherwise.
+    pub https: bool,
     /// Peers whose `Forwarded` / `X-Forwarded-*` headers are believed.
     pub trusted_proxies: Vec<ipnet::IpNet>,
 }
@@ -61,6 +64,7 @@ impl Default for HttpConfig {
             cors_origins: Vec::new(),
             cors_credentials: false,
             relative_location: false,
+            https: false,
             trusted_proxies: Vec::new(),
         }
     }
@@ -72,6 +76,7 @@ pub(crate) struct AppState {
     pub service: Arc<UploadService>,
     pub base_path: Arc<str>,
     pub relative_location: bool,
+    pub https: bool,
     pub trusted_proxies: Arc<[ipnet::IpNet]>,
 }
 
@@ -82,6 +87,7 @@ pub(crate) fn router(service: Arc<UploadService>, config: &HttpConfig) -> Router
         service,
         base_path: format!("{base}/").into(),
         relative_location: config.relative_location,
+        https: config.https,
         trusted_proxies: config.trusted_proxies.clone().into(),
     };
     let mut router = Router::new()

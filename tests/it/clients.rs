@@ -26,6 +26,20 @@ pub async fn run_client(
     store: Option<&str>,
     args: &[&str],
 ) -> Output {
+    let endpoint = app.endpoint();
+    run_client_at(program, script, &endpoint, bytes, store, args, &[]).await
+}
+
+/// Like [`run_client`], against `endpoint`, with extra environment `env`.
+pub async fn run_client_at(
+    program: impl AsRef<OsStr>,
+    script: &Path,
+    endpoint: &str,
+    bytes: &[u8],
+    store: Option<&str>,
+    args: &[&str],
+    env: &[(&str, &OsStr)],
+) -> Output {
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("upload.bin");
     std::fs::write(&file, bytes).expect("write source file");
@@ -33,13 +47,14 @@ pub async fn run_client(
     command
         .arg(script)
         .arg("--endpoint")
-        .arg(app.endpoint())
+        .arg(endpoint)
         .arg("--file")
         .arg(&file);
     if let Some(store) = store {
         command.arg("--store").arg(dir.path().join(store));
     }
     command.args(args);
+    command.envs(env.iter().copied());
     output_of(command).await
 }
 

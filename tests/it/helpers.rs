@@ -79,6 +79,7 @@ impl TestApp {
                 redis_url: servers.redis_url.clone(),
                 redis_prefix: format!("{}:", unique("it")),
                 redis_cluster: false,
+                redis_ca_file: None,
             },
             part_size: 5 * MIB as u64,
             max_size: None,

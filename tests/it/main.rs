@@ -27,6 +27,7 @@ mod resume;
 mod s3_faults;
 mod secrets;
 mod servers;
+mod tls;
 mod tokens;
 mod tuspy;
 mod uploads;

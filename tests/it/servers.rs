@@ -31,7 +31,7 @@ pub fn free_port() -> u16 {
 }
 
 /// Runs `command` under a watchdog that kills it when this process is gone.
-fn spawn_watched(command: &str, log: &PathBuf) -> Child {
+pub fn spawn_watched(command: &str, log: &PathBuf) -> Child {
     let script = format!(
         "{command} & child=$!; trap 'kill $child 2>/dev/null' EXIT; \
          while kill -0 {parent} 2>/dev/null && kill -0 $child 2>/dev/null; do sleep 0.5; done",
@@ -48,7 +48,7 @@ fn spawn_watched(command: &str, log: &PathBuf) -> Child {
         .unwrap_or_else(|e| panic!("cannot start `{command}`: {e}"))
 }
 
-fn wait_until(what: &str, log: &PathBuf, mut ready: impl FnMut() -> bool) {
+pub fn wait_until(what: &str, log: &PathBuf, mut ready: impl FnMut() -> bool) {
     let start = Instant::now();
     while !ready() {
         if start.elapsed() > Duration::from_secs(30) {
@@ -98,6 +98,11 @@ fn tool(env: &str, default: &str) -> String {
 /// Starts a redis-server on a fresh port; returns its port and process.
 pub fn start_redis(dir: &std::path::Path, extra: &str) -> (u16, Child) {
     start_redis_on(dir, free_port(), extra)
+}
+
+/// How the test suite starts redis-server (a pinned one, or the PATH's).
+pub fn redis_server() -> String {
+    tool("PARTWAY_TEST_REDIS_SERVER", "redis-server")
 }
 
 /// Starts a redis-server on `port` with its files in `dir`.

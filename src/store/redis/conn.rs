@@ -75,13 +75,18 @@ pub async fn connect(client: &redis::Client) -> Result<RedisConn, StoreError> {
 ///
 /// # Errors
 /// No node answering, or a malformed node URL.
-pub async fn connect_cluster(nodes: &[String]) -> Result<RedisConn, StoreError> {
-    let client = redis::cluster::ClusterClient::builder(nodes.iter().map(String::as_str))
+pub async fn connect_cluster(
+    nodes: &[String],
+    tls: Option<redis::TlsCertificates>,
+) -> Result<RedisConn, StoreError> {
+    let mut builder = redis::cluster::ClusterClient::builder(nodes.iter().map(String::as_str))
         .connection_timeout(CONNECT_TIMEOUT)
         .response_timeout(RESPONSE_TIMEOUT)
-        .retries(2)
-        .build()
-        .map_err(store_error)?;
+        .retries(2);
+    if let Some(certs) = tls {
+        builder = builder.certs(certs);
+    }
+    let client = builder.build().map_err(store_error)?;
     client
         .get_async_connection()
         .await
