@@ -79,7 +79,7 @@ async fn main() -> Result<(), BoxError> {
         serde_json::json!({ "sub": "bench", "exp": exp, "partway": { "max_size": 1 << 30 } });
     println!("{rounds} authorizations per key kind");
     for kind in kinds(dir.path())? {
-        let authorizer = build(&kind.settings).await?.ok_or("no authorizer")?;
+        let authorizer = build(&kind.settings, None).await?.ok_or("no authorizer")?;
         let token = encode(&Header::new(kind.alg), &claims, &kind.key)?;
         let mut headers = http::HeaderMap::new();
         headers.insert("authorization", format!("Bearer {token}").parse()?);

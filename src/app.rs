@@ -7,8 +7,11 @@
 //! shutdown.
 
 use crate::auth;
-use crate::config::{Backend, Serving, Settings, collection_path, defaults, redis_nodes};
+use crate::config::{
+    Backend, MetricsAt, Serving, Settings, collection_path, defaults, redis_nodes,
+};
 use crate::http::{self, HttpConfig};
+use crate::metrics::{self, Metrics};
 use crate::server;
 use crate::store::local::{LocalLocker, LocalObjects, LocalState};
 use crate::store::redis::{
@@ -17,6 +20,7 @@ use crate::store::redis::{
 use crate::store::s3::S3Objects;
 use crate::upload::access::{AllOf, Authorizer};
 use crate::upload::plan::PartLimits;
+use crate::upload::ports::{Locker, ObjectStore, StateStore};
 use crate::upload::{Limits, UploadService};
 use axum::Router;
 use std::future::Future;
@@ -52,6 +56,9 @@ pub struct Partway {
     tls: Option<tokio_rustls::TlsAcceptor>,
     /// Whether an authorizer stands between clients and uploads.
     secured: bool,
+    /// The metrics registry, and where `/metrics` is served.
+    metrics: Option<Arc<Metrics>>,
+    metrics_at: MetricsAt,
 }
 
 impl Partway {
@@ -85,6 +92,8 @@ impl Partway {
             serving: Serving::default(),
             tls: None,
             secured: false,
+            metrics: None,
+            metrics_at: MetricsAt::Off,
         }
     }
 
@@ -93,9 +102,20 @@ impl Partway {
         &self.service
     }
 
-    /// The tus router alone, to merge into another axum application.
+    /// The tus router alone, to merge into another axum application:
+    /// with `/metrics` when it is served on the main listener, and the
+    /// requests counted when metrics are on.
     pub fn router(&self) -> Router {
-        http::router(self.service.clone(), &self.http)
+        let mut router = http::router(self.service.clone(), &self.http);
+        if let Some(metrics) = &self.metrics {
+            if self.metrics_at == MetricsAt::Main {
+                router = router.merge(metrics_routes(metrics.clone(), self.service.clone()));
+            }
+            let count =
+                axum::middleware::from_fn_with_state(metrics.clone(), metrics::layer::count);
+            router = router.layer(count);
+        }
+        router
     }
 
     /// Serves partway (with the routes and layers given to
@@ -129,12 +149,44 @@ impl Partway {
         if let Some(wrap) = &self.wrap {
             router = wrap(router);
         }
+        let metrics_server = self.serve_metrics().await?;
         let service = self.service.clone();
-        let serving = (self.serving, self.tls);
+        let open = self
+            .metrics
+            .as_ref()
+            .map_or_else(Default::default, |m| m.connections.clone());
+        let serving = (self.serving, self.tls, open);
         let served = server::run(listener, router, serving, shutdown, move || {
             service.begin_shutdown();
         });
-        served.await
+        let result = served.await;
+        if let Some(stop) = metrics_server {
+            let _ = stop.send(());
+        }
+        result
+    }
+
+    /// Serves `/metrics` on its own listener, if so configured, until the
+    /// returned sender sends or is dropped.
+    async fn serve_metrics(&self) -> std::io::Result<Option<tokio::sync::oneshot::Sender<()>>> {
+        let (MetricsAt::Listen(addr), Some(metrics)) = (self.metrics_at, &self.metrics) else {
+            return Ok(None);
+        };
+        let listener = TcpListener::bind(addr).await?;
+        let routes = metrics_routes(metrics.clone(), self.service.clone());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let until = async move {
+                let _ = stopped.await;
+            };
+            if let Err(e) = axum::serve(listener, routes)
+                .with_graceful_shutdown(until)
+                .await
+            {
+                tracing::warn!(error = %e, "the metrics listener failed");
+            }
+        });
+        Ok(Some(stop))
     }
 }
 
@@ -221,12 +273,13 @@ impl Builder {
             resume_grace: resume_grace(settings),
             ..Limits::new(settings.part_size, settings.max_size)
         };
-        let built_in = auth::build(&settings.auth).await?;
+        let metrics = (settings.metrics != MetricsAt::Off).then(|| Arc::new(Metrics::new()));
+        let built_in = auth::build(&settings.auth, metrics.clone()).await?;
         let authorizer = match (built_in, self.authorizer) {
             (Some(ours), Some(theirs)) => Some(Arc::new(AllOf(vec![ours, theirs])) as Arc<_>),
             (one, other) => one.or(other),
         };
-        let service = backend_service(&settings.backend, limits).await?;
+        let service = backend_service(&settings.backend, limits, metrics.as_ref()).await?;
         let secured = authorizer.is_some();
         let service = match authorizer {
             Some(authorizer) => service.with_authorizer(authorizer),
@@ -243,12 +296,23 @@ impl Builder {
             serving: settings.serving.clone(),
             tls,
             secured,
+            metrics,
+            metrics_at: settings.metrics,
         })
     }
 }
 
+/// `/metrics` for `service`.
+fn metrics_routes(metrics: Arc<Metrics>, service: Arc<UploadService>) -> Router {
+    metrics::layer::routes(metrics, service)
+}
+
 /// The upload core over the stores `backend` names.
-async fn backend_service(backend: &Backend, limits: Limits) -> Result<UploadService, StartError> {
+async fn backend_service(
+    backend: &Backend,
+    limits: Limits,
+    metrics: Option<&Arc<Metrics>>,
+) -> Result<UploadService, StartError> {
     match backend {
         Backend::Local { data_dir } => local_service(data_dir, limits).await,
         Backend::S3 {
@@ -264,16 +328,39 @@ async fn backend_service(backend: &Backend, limits: Limits) -> Result<UploadServ
             let state = RedisState::new(conn.clone(), redis_prefix.clone());
             let locker = RedisLocker::new(client, conn, redis_prefix, defaults::LOCK_TTL);
             let objects = S3Objects::connect(s3).await;
-            let (objects, state) = (Arc::new(objects), Arc::new(state));
+            let ports = metered(
+                (Arc::new(objects), Arc::new(state), Arc::new(locker)),
+                metrics,
+            );
             Ok(UploadService::new(
-                objects,
-                state,
-                Arc::new(locker),
-                limits,
-                key_prefix,
+                ports.0, ports.1, ports.2, limits, key_prefix,
             ))
         }
     }
+}
+
+/// The ports of the S3 and Redis adapters, as the core gets them.
+type Ports = (Arc<dyn ObjectStore>, Arc<dyn StateStore>, Arc<dyn Locker>);
+
+/// The production ports, timed when metrics are on.
+fn metered((objects, state, locker): Ports, metrics: Option<&Arc<Metrics>>) -> Ports {
+    use metrics::metered::{MeteredLocker, MeteredObjects, MeteredState};
+    let Some(metrics) = metrics else {
+        return (objects, state, locker);
+    };
+    let objects = MeteredObjects {
+        inner: objects,
+        metrics: metrics.clone(),
+    };
+    let state = MeteredState {
+        inner: state,
+        metrics: metrics.clone(),
+    };
+    let locker = MeteredLocker {
+        inner: locker,
+        metrics: metrics.clone(),
+    };
+    (Arc::new(objects), Arc::new(state), Arc::new(locker))
 }
 
 /// The TLS roots for `rediss://`: the file's, or the system's (`None`).

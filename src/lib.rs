@@ -32,6 +32,7 @@ pub mod auth;
 pub mod config;
 pub mod hook;
 pub mod http;
+pub mod metrics;
 pub mod protocol;
 mod server;
 pub mod store;

@@ -14,6 +14,7 @@ use hyper_util::service::TowerToHyperService;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
@@ -66,7 +67,7 @@ fn connection_limit(configured: Option<usize>) -> usize {
 pub(crate) async fn run(
     listener: TcpListener,
     router: Router,
-    (serving, tls): (Serving, Option<TlsAcceptor>),
+    (serving, tls, open): (Serving, Option<TlsAcceptor>, Arc<AtomicI64>),
     shutdown: impl Future<Output = ()> + Send + 'static,
     on_stop: impl FnOnce(),
 ) -> std::io::Result<()> {
@@ -75,6 +76,7 @@ pub(crate) async fn run(
         router,
         tls,
         handshake_within: serving.header_read_timeout,
+        open,
     };
     let limit = connection_limit(serving.max_connections);
     let slots = Arc::new(Semaphore::new(limit));
@@ -136,6 +138,24 @@ struct Each {
     tls: Option<TlsAcceptor>,
     /// How long a client gets to finish its TLS handshake.
     handshake_within: Duration,
+    /// Connections being served now.
+    open: Arc<AtomicI64>,
+}
+
+/// Counts a connection as open while it lives.
+struct Open(Arc<AtomicI64>);
+
+impl Open {
+    fn new(open: &Arc<AtomicI64>) -> Self {
+        open.fetch_add(1, Ordering::Relaxed);
+        Self(open.clone())
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Each {
@@ -149,8 +169,9 @@ impl Each {
     ) {
         let _ = stream.set_nodelay(true);
         let each = self.clone();
+        let open = Open::new(&self.open);
         tokio::spawn(async move {
-            let _slot = slot;
+            let _held = (slot, open);
             let served = match &each.tls {
                 None => each.serve(watcher, stream, peer).await,
                 Some(tls) => {

@@ -13,12 +13,13 @@
 
 use crate::hook::HookClient;
 use crate::hook::event::{file_info, http_request};
+use crate::metrics::Metrics;
 use crate::upload::access::{AccessRequest, Action, Authorizer, Denial, Grant, Mode};
 use async_trait::async_trait;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Decisions remembered at most, before old ones are dropped.
@@ -30,15 +31,18 @@ type Remembered = (Instant, Result<(), Denial>);
 /// Asks the application's `pre-access` hook.
 pub struct AccessHook {
     client: HookClient,
+    metrics: Option<Arc<Metrics>>,
     cache_for: Duration,
     cache: Mutex<HashMap<[u8; 32], Remembered>>,
 }
 
 impl AccessHook {
-    /// Asks `client`; caches each decision for `cache_for` (zero: never).
-    pub fn new(client: HookClient, cache_for: Duration) -> Self {
+    /// Asks `client`; caches each decision for `cache_for` (zero: never);
+    /// counts its calls in `metrics`.
+    pub fn new(client: HookClient, cache_for: Duration, metrics: Option<Arc<Metrics>>) -> Self {
         Self {
             client,
+            metrics,
             cache_for,
             cache: Mutex::new(HashMap::new()),
         }
@@ -81,7 +85,11 @@ impl AccessHook {
             "Access": { "Mode": mode, "Uploads": uploads },
             "HTTPRequest": http_request(request.caller),
         });
-        let answer = self.client.call("pre-access", event).await.map_err(|e| {
+        let answer = self.client.call("pre-access", event).await;
+        if let Some(metrics) = &self.metrics {
+            metrics.hook("pre-access", answer.is_err());
+        }
+        let answer = answer.map_err(|e| {
             tracing::warn!(error = %e, "the pre-access hook gave no answer");
             Denial::Unavailable("the access check is unavailable; retry shortly".into())
         })?;

@@ -19,6 +19,7 @@ pub use access_hook::AccessHook;
 pub use jwt::{JwtAuthorizer, JwtRules};
 
 use crate::hook::HookClient;
+use crate::metrics::Metrics;
 use crate::upload::access::{AllOf, Authorizer};
 use keys::{Key, RemoteJwks, parse_jwks};
 use std::path::PathBuf;
@@ -94,7 +95,10 @@ impl AuthSettings {
 ///
 /// # Errors
 /// A key that cannot be read or used, or a JWKS URL that cannot be fetched.
-pub async fn build(settings: &AuthSettings) -> Result<Option<Arc<dyn Authorizer>>, String> {
+pub async fn build(
+    settings: &AuthSettings,
+    metrics: Option<Arc<Metrics>>,
+) -> Result<Option<Arc<dyn Authorizer>>, String> {
     if !settings.any() {
         return Ok(None);
     }
@@ -108,7 +112,11 @@ pub async fn build(settings: &AuthSettings) -> Result<Option<Arc<dyn Authorizer>
     }
     if let Some(url) = &settings.access_hook_url {
         let hook = HookClient::new(client, url, settings.access_hook_timeout);
-        all.push(Arc::new(AccessHook::new(hook, settings.access_hook_cache)));
+        all.push(Arc::new(AccessHook::new(
+            hook,
+            settings.access_hook_cache,
+            metrics,
+        )));
     }
     Ok(match all.len() {
         0 => None,

@@ -167,6 +167,12 @@ pub struct Config {
     /// The PEM private key of --tls-cert.
     #[arg(long, env = "PARTWAY_TLS_KEY")]
     pub tls_key: Option<PathBuf>,
+    /// Serve Prometheus metrics at /metrics (--metrics=false turns it off).
+    #[arg(long, env = "PARTWAY_METRICS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub metrics: bool,
+    /// Serve /metrics on this address instead of the main listener.
+    #[arg(long, env = "PARTWAY_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
     /// Log lines as text or JSON (one object per line); the level comes
     /// from RUST_LOG (default info).
     #[arg(long, env = "PARTWAY_LOG_FORMAT", value_enum, default_value_t)]
@@ -351,6 +357,20 @@ pub struct Settings {
     pub serving: Serving,
     /// Who may do what.
     pub auth: AuthSettings,
+    /// Where `/metrics` is served, if it is.
+    pub metrics: MetricsAt,
+}
+
+/// Where `/metrics` is served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MetricsAt {
+    /// On the main listener, beside the uploads.
+    #[default]
+    Main,
+    /// On its own listener (for a port only the monitoring network reaches).
+    Listen(SocketAddr),
+    /// Nowhere.
+    Off,
 }
 
 /// How connections are accepted, secured and timed.
@@ -391,6 +411,7 @@ impl Default for Settings {
             max_active_uploads: defaults::MAX_ACTIVE_UPLOADS,
             serving: Serving::default(),
             auth: AuthSettings::default(),
+            metrics: MetricsAt::default(),
         }
     }
 }
@@ -528,6 +549,11 @@ impl Config {
                 tls: self.tls()?,
             },
             auth: self.auth.settings()?,
+            metrics: match (self.metrics, self.metrics_listen) {
+                (false, _) => MetricsAt::Off,
+                (true, Some(addr)) => MetricsAt::Listen(addr),
+                (true, None) => MetricsAt::Main,
+            },
         };
         settings.check()?;
         Ok(settings)

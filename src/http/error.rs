@@ -38,6 +38,11 @@ pub enum Error {
     Upload(#[from] upload::Error),
 }
 
+/// A refusal's code, as tusd names its errors (`ERR_UPLOAD_NOT_FOUND`...),
+/// put on the response for the metrics layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ErrorCode(pub &'static str);
+
 /// Results of the HTTP layer.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -63,6 +68,48 @@ impl Error {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Upload(e) => upload_status(e),
         }
+    }
+}
+
+impl Error {
+    /// The refusal's code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::UnsupportedVersion => "ERR_UNSUPPORTED_VERSION",
+            Self::UnsupportedMediaType => "ERR_INVALID_CONTENT_TYPE",
+            Self::Malformed(_) => "ERR_INVALID_REQUEST",
+            Self::MethodNotAllowed => "ERR_METHOD_NOT_ALLOWED",
+            Self::Upload(e) => upload_code(e),
+        }
+    }
+}
+
+/// The code of each refusal of the upload core.
+fn upload_code(e: &upload::Error) -> &'static str {
+    use upload::Error as E;
+    match e {
+        E::NotFound | E::Lost { .. } | E::Concat(ConcatRefusal::Unknown(_)) => {
+            "ERR_UPLOAD_NOT_FOUND"
+        }
+        E::Expired => "ERR_UPLOAD_GONE",
+        E::OffsetMismatch { .. } => "ERR_MISMATCHED_OFFSET",
+        E::FinalIsReadOnly => "ERR_MODIFY_FINAL",
+        E::SizeExceeded(_) => "ERR_MAX_SIZE_EXCEEDED",
+        E::LengthAlreadySet { .. } | E::LengthBelowOffset { .. } => "ERR_INVALID_UPLOAD_LENGTH",
+        E::ChecksumMismatch { .. } => "ERR_CHECKSUM_MISMATCH",
+        E::ChecksumTrailer(_) => "ERR_INVALID_CHECKSUM",
+        E::Concat(_) => "ERR_INVALID_CONCAT",
+        E::NotFinished { .. } => "ERR_UPLOAD_NOT_FINISHED",
+        E::Busy | E::Finishing => "ERR_UPLOAD_LOCKED",
+        E::TooManyWriters { .. } => "ERR_TOO_MANY_UPLOADS",
+        E::BufferFull => "ERR_BUFFER_FULL",
+        E::Store(StoreError::Unavailable(_)) => "ERR_STORE_UNAVAILABLE",
+        E::Store(_) | E::Internal(_) => "ERR_INTERNAL_SERVER_ERROR",
+        E::Denied(Denial::Unauthenticated { invalid: false, .. }) => "ERR_TOKEN_MISSING",
+        E::Denied(Denial::Unauthenticated { .. }) => "ERR_TOKEN_INVALID",
+        E::Denied(Denial::Forbidden(_)) => "ERR_ACCESS_DENIED",
+        E::Denied(Denial::Rejected(_)) => "ERR_ACCESS_REJECTED",
+        E::Denied(Denial::Unavailable(_)) => "ERR_ACCESS_UNAVAILABLE",
     }
 }
 
@@ -249,6 +296,7 @@ impl IntoResponse for Error {
             _ => format!("{}\n", message(&self)),
         };
         let mut response = (status, body).into_response();
+        response.extensions_mut().insert(ErrorCode(self.code()));
         let headers = response.headers_mut();
         match &self {
             Self::Upload(upload::Error::Denied(Denial::Unauthenticated { reason, invalid })) => {

@@ -166,7 +166,7 @@ async fn service(dir: &std::path::Path) -> Arc<UploadService> {
         jwt_secret_files: vec![secret],
         ..crate::auth::AuthSettings::default()
     };
-    let authorizer = crate::auth::build(&settings)
+    let authorizer = crate::auth::build(&settings, None)
         .await
         .expect("an authorizer")
         .expect("tokens required");

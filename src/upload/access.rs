@@ -362,6 +362,7 @@ impl UploadService {
         let owns = info.owner.is_none() || info.owner == grant.subject;
         let shared = action.reads() && grant.rules.uploads.contains(&info.id);
         if !(owns || grant.admin || shared) {
+            super::bump(&self.counters.refused_not_owner);
             return Err(Error::NotFound);
         }
         let Some(late) = grant.expired_for else {

@@ -170,6 +170,7 @@ impl UploadService {
         }
         self.set_state_at(guard, &info, UploadState::Completed, length)
             .await?;
+        super::bump(&self.counters.uploads_finished);
         self.state.set_expiry(&info.id, None).await?;
         info.offset = length;
         info.state = UploadState::Completed;

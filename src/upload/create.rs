@@ -122,6 +122,10 @@ impl UploadService {
             }
             return Err(e.into());
         }
+        super::bump(&self.counters.uploads_created);
+        if info.state == UploadState::Completed {
+            super::bump(&self.counters.uploads_finished);
+        }
         tracing::info!(upload = %info.id, length = ?info.length, part_size, "upload created");
         Ok(info)
     }

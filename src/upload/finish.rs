@@ -40,6 +40,7 @@ impl UploadService {
         };
         self.complete_sized(&info, &parts, info.offset).await?;
         self.set_state(guard, &info, UploadState::Completed).await?;
+        super::bump(&self.counters.uploads_finished);
         info.state = UploadState::Completed;
         self.touch(&mut info).await?;
         tracing::info!(upload = %info.id, length = info.offset, key = %info.object_key, "upload completed");

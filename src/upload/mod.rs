@@ -34,6 +34,7 @@ use access::{AnyoneMay, Authorizer};
 use model::UploadId;
 use ports::{Locker, ObjectStore, StateStore};
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
@@ -53,15 +54,30 @@ pub struct UploadService {
     authorizer: Arc<dyn Authorizer>,
 }
 
-/// Events worth counting, for tests, load runs and (later) metrics.
+/// Events worth counting, for tests, load runs and metrics.
 #[derive(Debug, Default)]
 pub struct Counters {
     /// PATCHes that let go of an upload because another request asked.
-    pub takeovers: std::sync::atomic::AtomicU64,
+    pub takeovers: AtomicU64,
     /// Requests refused for the cap on uploads written at once.
-    pub refused_active: std::sync::atomic::AtomicU64,
+    pub refused_active: AtomicU64,
     /// PATCHes stopped because the buffer budget stayed full.
-    pub refused_budget: std::sync::atomic::AtomicU64,
+    pub refused_budget: AtomicU64,
+    /// Times a PATCH had to wait for room in the buffer budget.
+    pub budget_waits: AtomicU64,
+    /// Body bytes read from clients (acknowledged or not).
+    pub bytes_received: AtomicU64,
+    /// Uploads created, finished (their object exists) and terminated.
+    pub uploads_created: AtomicU64,
+    pub uploads_finished: AtomicU64,
+    pub uploads_terminated: AtomicU64,
+    /// Requests refused because the upload belongs to another subject.
+    pub refused_not_owner: AtomicU64,
+}
+
+/// One more.
+pub(crate) fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
 }
 
 impl UploadService {
@@ -109,6 +125,20 @@ impl UploadService {
     /// What this instance has counted since it started.
     pub fn counters(&self) -> &Counters {
         &self.counters
+    }
+
+    /// Uploads being written now (PATCHes and creations with a body).
+    pub fn active_appends(&self) -> usize {
+        self.limits
+            .max_active_appends
+            .max(1)
+            .saturating_sub(self.active.available_permits())
+    }
+
+    /// Bytes of the buffer budget held now, in KiB.
+    pub fn buffer_in_use_kib(&self) -> u64 {
+        let total = u64::from(self.limits.buffer_budget_kib);
+        total.saturating_sub(self.budget.available_permits() as u64)
     }
 
     /// Removes the state of an upload whose multipart upload the store lost,

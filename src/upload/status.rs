@@ -98,6 +98,7 @@ impl UploadService {
         };
         guard.release().await;
         if result.is_ok() {
+            super::bump(&self.counters.uploads_terminated);
             tracing::info!(upload = %id, "upload terminated");
         }
         result

@@ -183,6 +183,12 @@ async fn a_hook_that_is_down_or_slow_closes_the_door() {
         StatusCode::SERVICE_UNAVAILABLE,
         "never an open door"
     );
+    let m = crate::metrics::Scrape::of(&format!("http://{}/metrics", down.addr)).await;
+    let hook = [("hooktype", "pre-access")];
+    assert_eq!(m.get("partway_hook_invocations_total", &hook), 1.0);
+    assert_eq!(m.get("partway_hook_errors_total", &hook), 1.0);
+    let reason = [("reason", "hook_unavailable")];
+    assert_eq!(m.get("partway_auth_refusals_total", &reason), 1.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -123,6 +123,15 @@ async fn an_upload_answers_its_owner_and_looks_missing_to_anyone_else() {
     assert_eq!(status(concat(&alice, &partial)).await, StatusCode::CREATED);
     let delete = request(&app, Method::DELETE, &unfinished, Some(&alice));
     assert_eq!(status(delete).await, StatusCode::NO_CONTENT);
+    // Each refusal is counted by its reason.
+    let m = crate::metrics::Scrape::of(&format!("http://{}/metrics", app.addr)).await;
+    let reason = |r| m.get("partway_auth_refusals_total", &[("reason", r)]);
+    assert_eq!(reason("missing_token"), 1.0);
+    assert_eq!(reason("invalid_token"), 1.0);
+    assert!(
+        reason("not_owner") >= 7.0,
+        "HEAD, PATCH, DELETE x2, GET, the partial"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

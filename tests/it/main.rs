@@ -20,6 +20,7 @@ mod helpers;
 mod js_client;
 mod jwks;
 mod load;
+mod metrics;
 mod protocol;
 mod proxy;
 mod redis_store;

@@ -72,6 +72,10 @@ impl UploadService {
         let kib = u32::try_from(part_size.div_ceil(1024))
             .unwrap_or(u32::MAX)
             .min(self.limits.buffer_budget_kib);
+        if let Ok(permit) = self.budget.clone().try_acquire_many_owned(kib) {
+            return Some(permit);
+        }
+        super::super::bump(&self.counters.budget_waits);
         let acquire = self.budget.clone().acquire_many_owned(kib);
         match tokio::time::timeout(self.limits.budget_wait, acquire).await {
             Ok(Ok(permit)) => Some(permit),

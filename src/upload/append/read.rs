@@ -129,7 +129,14 @@ impl<'a> Reader<'a> {
             Err(_) => Err(Ended::Cut(Cut::IdleTimeout)),
             Ok(None) => Ok(None),
             Ok(Some(Err(e))) => Err(Ended::Cut(Cut::ClientGone(e))),
-            Ok(Some(Ok(chunk))) => Ok(Some(chunk)),
+            Ok(Some(Ok(chunk))) => {
+                let len = chunk.len() as u64;
+                service
+                    .counters
+                    .bytes_received
+                    .fetch_add(len, Ordering::Relaxed);
+                Ok(Some(chunk))
+            }
         }
     }
 
