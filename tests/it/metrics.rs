@@ -176,3 +176,56 @@ async fn metrics_move_to_their_own_listener_or_go_away() {
         .expect("GET");
     assert_eq!(none.status(), StatusCode::NOT_FOUND);
 }
+
+/// The `partway_*` names in a PromQL expression.
+fn metric_names(expr: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut rest = expr;
+    while let Some(at) = rest.find("partway_") {
+        let tail = &rest[at..];
+        let end = tail
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(tail.len());
+        names.push(tail[..end].to_owned());
+        rest = &tail[end..];
+    }
+    names
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_compose_dashboard_asks_for_metrics_partway_serves() {
+    let app = TestApp::spawn().await;
+    let bytes = data(6 * MIB, 131);
+    let url = app.create(Some(bytes.len() as u64)).await;
+    assert_eq!(
+        app.patch(&url, 0, bytes).await.status(),
+        StatusCode::NO_CONTENT
+    );
+    let served = reqwest::get(format!("http://{}/metrics", app.addr))
+        .await
+        .expect("GET")
+        .text()
+        .await
+        .expect("text");
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("compose/grafana/dashboards/partway.json");
+    let dashboard: Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("dashboard")).expect("JSON");
+    let panels = dashboard["panels"].as_array().expect("panels");
+    let exprs: Vec<&str> = panels
+        .iter()
+        .flat_map(|p| p["targets"].as_array().into_iter().flatten())
+        .filter_map(|t| t["expr"].as_str())
+        .collect();
+    assert!(exprs.len() >= 9, "{exprs:?}");
+    for name in exprs.iter().flat_map(|e| metric_names(e)) {
+        let family = ["_bucket", "_count", "_sum"]
+            .iter()
+            .find_map(|s| name.strip_suffix(s))
+            .unwrap_or(&name);
+        assert!(
+            served.contains(&format!("# TYPE {family} ")),
+            "the dashboard asks for {name}, which /metrics does not serve"
+        );
+    }
+}
