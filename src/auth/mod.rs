@@ -1,8 +1,8 @@
 //! The built-in authorizers, adapters of the core's
-//! [`Authorizer`](crate::upload::access::Authorizer) port:
+//! [`Authorizer`] port:
 //! - [`jwt`]: bearer tokens verified in process, with keys from secret
-//!   files, PEM public keys and JWKS ([`keys`]), found in the request by
-//!   [`token`];
+//!   files, PEM public keys and JWKS (`keys`), found in the request by
+//!   `token`;
 //! - [`access_hook`]: the application's `pre-access` HTTP hook.
 //!
 //! [`build`] assembles the ones the settings ask for; when several are

@@ -47,7 +47,7 @@ pub struct AuthFlags {
     /// Clock skew allowed for exp and nbf.
     #[arg(long, env = "PARTWAY_AUTH_LEEWAY", default_value_t = Span(defaults::LEEWAY))]
     pub auth_leeway: Span,
-    /// Also take the token from this cookie (for downloads by <img>, <a>).
+    /// Also take the token from this cookie (for downloads by `<img>` and `<a>`).
     #[arg(long, env = "PARTWAY_AUTH_COOKIE")]
     pub auth_cookie: Option<String>,
     /// Comma-separated token subjects that act on any upload.

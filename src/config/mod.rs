@@ -78,7 +78,7 @@ pub struct Config {
     /// S3 region; defaults to the AWS configuration chain.
     #[arg(long, env = "PARTWAY_S3_REGION")]
     pub s3_region: Option<String>,
-    /// Prefix of every object key; the key is <prefix><upload id>.
+    /// Prefix of every object key; the key is `<prefix><upload id>`.
     #[arg(long, env = "PARTWAY_S3_PREFIX", default_value = "")]
     pub s3_prefix: String,
     /// Use path-style addressing (most S3-compatible stores need it).
@@ -140,7 +140,7 @@ pub struct Config {
     /// on 404) or 410.
     #[arg(long, env = "PARTWAY_EXPIRED_STATUS", value_enum, default_value_t)]
     pub expired_status: ExpiredStatus,
-    /// Give Location as a path (/files/<id>) instead of an absolute URL.
+    /// Give Location as a path (`/files/<id>`) instead of an absolute URL.
     #[arg(long, env = "PARTWAY_RELATIVE_LOCATION")]
     pub relative_location: bool,
     /// Comma-separated addresses or CIDRs of reverse proxies whose Forwarded

@@ -2,7 +2,7 @@
 //!
 //! Two routes: the collection (`<base>`, OPTIONS and POST) and an upload
 //! (`<base><id>`, OPTIONS, HEAD, PATCH, DELETE, GET), plus `/healthz` and
-//! `/readyz` ([`health`]); every request gets an id ([`request_id`]). Each
+//! `/readyz` (`health`); every request gets an id (`request_id`). Each
 //! route dispatches on the *effective* method itself, after applying
 //! `X-HTTP-Method-Override`, so the override works without a layer outside
 //! the router and the router can be merged into any axum application. Handlers are thin: they parse headers
