@@ -704,6 +704,7 @@ mod tests {
         assert!(err(&["--header-read-timeout", "0"]).contains("--header-read-timeout"));
         assert!(err(&["--max-connections", "0"]).contains("--max-connections"));
         assert!(err(&["--log-format", "xml"]).contains("--log-format"));
+        assert!(err(&["--tls-cert", "c.pem"]).contains("--tls-key"));
         let hook = [
             "--access-hook-url",
             "http://h/",
@@ -742,6 +743,22 @@ mod tests {
         let plain = Config::try_parse_from(["partway"]).expect("parses");
         assert!(!plain.validate().expect("valid").auth.any());
         assert_eq!(plain.log_format, LogFormat::Text);
+        let settings = |args: &[&str]| {
+            let argv = std::iter::once("partway").chain(args.iter().copied());
+            Config::try_parse_from(argv)
+                .expect("parses")
+                .validate()
+                .expect("valid")
+        };
+        assert_eq!(settings(&[]).metrics, MetricsAt::Main);
+        assert_eq!(settings(&["--metrics=false"]).metrics, MetricsAt::Off);
+        let apart = settings(&["--metrics-listen", "127.0.0.1:9100"]).metrics;
+        assert_eq!(
+            apart,
+            MetricsAt::Listen("127.0.0.1:9100".parse().expect("addr"))
+        );
+        let tls = ["--tls-cert", "c.pem", "--tls-key", "k.pem"];
+        assert!(settings(&tls).serving.tls.is_some() && settings(&tls).http.https);
     }
 
     #[test]
