@@ -1,7 +1,8 @@
 //! TLS where operators need it, with a CA the test makes: partway serving
 //! HTTPS itself (HTTP/1.1 and HTTP/2 by ALPN, `https` Locations, uploads by
-//! tus-js-client), and partway keeping its state in a redis-server that
-//! speaks only TLS (`rediss://` with `--redis-ca-file`).
+//! tus-js-client under Node over HTTP/1.1 and by Uppy in Chromium over
+//! HTTP/2), and partway keeping its state in a redis-server that speaks
+//! only TLS (`rediss://` with `--redis-ca-file`).
 
 use crate::clients::{outcome, run_client_at};
 use crate::helpers::{MIB, TestApp, data, location};
@@ -183,4 +184,36 @@ async fn state_lives_in_a_redis_that_speaks_only_tls() {
         refused.is_err(),
         "a rediss:// server outside the trusted roots is refused"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uppy_in_chromium_uploads_over_http2() {
+    let ca = TestCa::new();
+    let files = ca.files();
+    let page_port = free_port();
+    let app = TestApp::spawn_with(move |s| {
+        s.serving.tls = Some(files);
+        s.http.cors_origins = vec![format!("http://127.0.0.1:{page_port}")];
+        s.http.cors_credentials = true;
+    })
+    .await;
+    let endpoint = format!("https://localhost:{}/files/", app.addr.port());
+    let bytes = data(6 * MIB + 9, 122);
+    let port = page_port.to_string();
+    // Chromium is told to accept the test CA's certificate; it then
+    // negotiates HTTP/2 by ALPN, as browsers do with any HTTPS server.
+    let args = [
+        "--page-port",
+        &port,
+        "--ignore-https-errors",
+        "--chunk-size",
+        "1048576",
+    ];
+    let script = crate::uppy::script();
+    let output = run_client_at("node", &script, &endpoint, &bytes, None, &args, &[]).await;
+    let json = outcome("Uppy over HTTPS", &output);
+    assert_eq!(json["protocols"], serde_json::json!(["h2"]), "{json}");
+    let url = json["url"].as_str().expect("url").to_owned();
+    assert!(url.starts_with("https://localhost:"), "{url}");
+    app.assert_object(&url, &bytes).await;
 }

@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-fn script() -> PathBuf {
+pub(crate) fn script() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/js");
     for package in ["uppy", "playwright-core"] {
         assert!(

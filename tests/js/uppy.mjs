@@ -13,11 +13,13 @@
 // Setup:  (cd tests/js && npm ci) and `apt-get install chromium`
 // Usage:  node tests/js/uppy.mjs --endpoint URL --file PATH --page-port N
 //              [--chunk-size BYTES] [--parallel N] [--no-credentials] [--timeout-ms MS] [--verbose]
-//              [--cookie NAME=VALUE] [--download]
+//              [--cookie NAME=VALUE] [--download] [--ignore-https-errors]
 // --cookie puts an HttpOnly cookie for partway's host in the browser, as an app's login
 // would; Uppy sends it with its credentialed requests. --download then has the page fetch
 // the finished upload with credentials (and once without) and report what it got:
-// "download": {status, size, sha256, anonymousStatus}.
+// "download": {status, size, sha256, anonymousStatus}. --ignore-https-errors accepts the
+// endpoint's certificate (one from a test CA). The outcome always lists the HTTP protocols
+// Chromium used with the endpoint, as its network layer reports them: "protocols": ["h2"].
 // --parallel N sets parallelUploads: N (partial uploads, then a final concatenation);
 // the script checks that N partial uploads and one final upload were created.
 // Success: {"url": "...", "size": N} (url as Uppy reports it in upload-success), exit 0.
@@ -57,6 +59,7 @@ const { values: args } = parseArgs({
     verbose: { type: 'boolean', default: false },
     cookie: { type: 'string' },
     download: { type: 'boolean', default: false },
+    'ignore-https-errors': { type: 'boolean', default: false },
   },
 })
 
@@ -143,6 +146,7 @@ async function launch() {
     executablePath: CHROMIUM,
     ignoreDefaultArgs: true,
     args: [...CHROMIUM_FLAGS, `--user-data-dir=${userDataDir}`, '--remote-debugging-pipe', 'about:blank'],
+    ignoreHTTPSErrors: args['ignore-https-errors'],
     timeout: 60000,
   })
   cleanups.push(() => context.close())
@@ -177,6 +181,13 @@ async function main() {
   }
   const page = context.pages()[0] ?? (await context.newPage())
   watch(page)
+  // The protocols of the endpoint's responses, from Chromium's own network layer.
+  const protocols = new Set()
+  const cdp = await context.newCDPSession(page)
+  await cdp.send('Network.enable')
+  cdp.on('Network.responseReceived', ({ response }) => {
+    if (new URL(response.url).origin === endpointOrigin && response.protocol) protocols.add(response.protocol)
+  })
   let settle
   const outcome = new Promise((resolve) => { settle = resolve })
   await page.exposeFunction('partwayDone', (result) => settle(result))
@@ -197,7 +208,12 @@ async function main() {
   if (parallel !== undefined && parallel > 1 && (result.partials !== parallel || result.finals !== 1)) {
     return fail(`parallelUploads: ${parallel} should create ${parallel} partial and 1 final upload, not ${concat}`)
   }
-  const report = { url: result.url, size, ...(result.download ? { download: result.download } : {}) }
+  const report = {
+    url: result.url,
+    size,
+    protocols: [...protocols],
+    ...(result.download ? { download: result.download } : {}),
+  }
   process.stdout.write(`${JSON.stringify(report)}\n`, () => exit(0))
 }
 
