@@ -81,33 +81,7 @@ impl AuthFlags {
     /// # Errors
     /// A plain message naming the flag at fault.
     pub fn settings(&self) -> Result<AuthSettings, String> {
-        let jwt = !(self.auth_jwt_secret_file.is_empty()
-            && self.auth_jwt_public_key.is_empty()
-            && self.auth_jwks.is_empty());
-        let needs_jwt = [
-            (self.auth_issuer.is_some(), "--auth-issuer"),
-            (self.auth_audience.is_some(), "--auth-audience"),
-            (self.auth_cookie.is_some(), "--auth-cookie"),
-            (
-                !self.auth_admin_subjects.is_empty(),
-                "--auth-admin-subjects",
-            ),
-            (self.auth_single_use_creation, "--auth-single-use-creation"),
-        ];
-        if let Some((_, flag)) = needs_jwt.iter().find(|(set, _)| *set && !jwt) {
-            return Err(format!(
-                "{flag} needs a key: --auth-jwt-secret-file, --auth-jwt-public-key or --auth-jwks"
-            ));
-        }
-        if let Some(url) = &self.access_hook_url
-            && !(url.starts_with("http://") || url.starts_with("https://"))
-        {
-            return Err("--access-hook-url must be an http:// or https:// URL".into());
-        }
-        if self.access_hook_timeout.0.is_zero() {
-            return Err("--access-hook-timeout must be more than 0".into());
-        }
-        Ok(AuthSettings {
+        let settings = AuthSettings {
             jwt_secret_files: self.auth_jwt_secret_file.clone(),
             jwt_public_keys: self.auth_jwt_public_key.clone(),
             jwks: self.auth_jwks.clone(),
@@ -124,6 +98,36 @@ impl AuthFlags {
             access_hook_url: self.access_hook_url.clone(),
             access_hook_cache: self.access_hook_cache.0,
             access_hook_timeout: self.access_hook_timeout.0,
-        })
+        };
+        self.check(&settings)?;
+        Ok(settings)
+    }
+
+    /// The rules that tie the flags together.
+    fn check(&self, settings: &AuthSettings) -> Result<(), String> {
+        let needs_jwt = [
+            (self.auth_issuer.is_some(), "--auth-issuer"),
+            (self.auth_audience.is_some(), "--auth-audience"),
+            (self.auth_cookie.is_some(), "--auth-cookie"),
+            (
+                !self.auth_admin_subjects.is_empty(),
+                "--auth-admin-subjects",
+            ),
+            (self.auth_single_use_creation, "--auth-single-use-creation"),
+        ];
+        if let Some((_, flag)) = needs_jwt.iter().find(|(set, _)| *set && !settings.jwt()) {
+            return Err(format!(
+                "{flag} needs a key: --auth-jwt-secret-file, --auth-jwt-public-key or --auth-jwks"
+            ));
+        }
+        if let Some(url) = &self.access_hook_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err("--access-hook-url must be an http:// or https:// URL".into());
+        }
+        if self.access_hook_timeout.0.is_zero() {
+            return Err("--access-hook-timeout must be more than 0".into());
+        }
+        Ok(())
     }
 }

@@ -124,7 +124,7 @@ async fn common_headers(mut response: Response) -> Response {
 }
 
 /// The method the client means: `X-HTTP-Method-Override` wins if present.
-fn effective_method(request: &Request) -> Result<Method> {
+pub(crate) fn effective_method(request: &Request) -> Result<Method> {
     match request.headers().get(names::METHOD_OVERRIDE) {
         None => Ok(request.method().clone()),
         Some(value) => Method::from_bytes(value.as_bytes())

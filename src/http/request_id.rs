@@ -3,6 +3,7 @@
 //! field of the request's tracing span, with the upload id when the path
 //! names one, so every log line about the request carries both.
 
+use crate::protocol::headers::url_last_segment;
 use crate::upload::model::UploadId;
 use axum::extract::Request;
 use axum::http::HeaderValue;
@@ -22,12 +23,7 @@ fn given(request: &Request) -> Option<String> {
 /// Runs the request inside a span with its id, and echoes the id.
 pub(super) async fn middleware(request: Request, next: Next) -> Response {
     let id = given(&request).unwrap_or_else(|| format!("{:016x}", rand::random::<u64>()));
-    let upload = request
-        .uri()
-        .path()
-        .rsplit('/')
-        .next()
-        .and_then(UploadId::parse);
+    let upload = UploadId::parse(url_last_segment(request.uri().path()));
     let span = tracing::info_span!(
         "request",
         id = %id,

@@ -3,6 +3,7 @@
 //! and the `/metrics` route.
 
 use super::Metrics;
+use crate::http::effective_method;
 use crate::http::error::ErrorCode;
 use crate::upload::UploadService;
 use axum::Router;
@@ -15,13 +16,8 @@ use std::sync::Arc;
 
 /// Counts every request, and every answer of 400 or more.
 pub async fn count(State(metrics): State<Arc<Metrics>>, request: Request, next: Next) -> Response {
-    let method = request
-        .headers()
-        .get("x-http-method-override")
-        .and_then(|m| m.to_str().ok())
-        .filter(|m| m.len() <= 16 && m.bytes().all(|b| b.is_ascii_uppercase()))
-        .map_or_else(|| request.method().as_str().to_owned(), str::to_owned);
-    metrics.request(&method);
+    let method = effective_method(&request).unwrap_or_else(|_| request.method().clone());
+    metrics.request(method.as_str());
     let response = next.run(request).await;
     let status = response.status();
     if status.as_u16() >= 400 {

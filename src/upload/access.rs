@@ -308,6 +308,15 @@ pub fn content_type_allowed(patterns: &[String], content_type: &str) -> bool {
     })
 }
 
+/// The refusal of a credential past its expiry, where no grace applies.
+fn expired() -> Error {
+    Denial::Unauthenticated {
+        reason: "the token has expired".into(),
+        invalid: true,
+    }
+    .into()
+}
+
 impl UploadService {
     /// Asks the authorizer about `action` on `uploads`, and applies the
     /// rules that do not depend on them: the grant's actions, and expiry.
@@ -375,11 +384,7 @@ impl UploadService {
         if resumes && late <= self.limits.resume_grace {
             return Ok(());
         }
-        Err(Denial::Unauthenticated {
-            reason: "the token has expired".into(),
-            invalid: true,
-        }
-        .into())
+        Err(expired())
     }
 
     /// A grant to create `length` bytes (or a deferred upload) with this
@@ -392,11 +397,7 @@ impl UploadService {
     ) -> Result<Grant> {
         let grant = self.grant_for(caller, Action::Create, &[]).await?;
         if grant.expired_for.is_some() {
-            return Err(Denial::Unauthenticated {
-                reason: "the token has expired".into(),
-                invalid: true,
-            }
-            .into());
+            return Err(expired());
         }
         if let (Some(max), Some(length)) = (grant.rules.max_size, length)
             && length > max

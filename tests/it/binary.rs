@@ -5,16 +5,35 @@
 use crate::helpers::{MIB, data, header_u64, location, stalled_patch};
 use crate::servers::free_port;
 use reqwest::StatusCode;
+use std::ffi::OsStr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn launch(dir: &Path, port: u16) -> Child {
+    launch_with(dir, port, NO_ARGS, "warn", Stdio::null())
+}
+
+/// No flags beyond the listener and the data directory.
+pub const NO_ARGS: [&str; 0] = [];
+
+/// Starts the binary on `port` with its embedded store in `dir` and the
+/// flags `args`, logging at `rust_log` to `log` (its stdout).
+pub fn launch_with(
+    dir: &Path,
+    port: u16,
+    args: impl IntoIterator<Item = impl AsRef<OsStr>>,
+    rust_log: &str,
+    log: Stdio,
+) -> Child {
     Command::new(env!("CARGO_BIN_EXE_partway"))
         .args(["--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
         .arg(dir)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
+        .args(args)
+        .env("RUST_LOG", rust_log)
+        .env_remove("NO_COLOR")
+        .stdout(log)
+        .stderr(Stdio::null())
         .spawn()
         .expect("partway starts")
 }

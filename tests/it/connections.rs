@@ -4,11 +4,11 @@
 //! are closed; the half-open ones are closed after `--header-read-timeout`;
 //! and the process's memory stays bounded throughout.
 
-use crate::binary::{ready, terminate};
+use crate::binary::{launch_with, ready, terminate};
 use crate::servers::free_port;
 use crate::tokens::Signer;
 use reqwest::StatusCode;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -55,16 +55,16 @@ async fn half_open_connections_cannot_hold_the_server() {
     let dir = tempfile::tempdir().expect("tempdir");
     let signer = Signer::new();
     let port = free_port();
-    let server = Command::new(env!("CARGO_BIN_EXE_partway"))
-        .args(["--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
-        .arg(dir.path())
-        .args(["--max-connections", "500", "--header-read-timeout", "3s"])
-        .arg("--auth-jwt-secret-file")
-        .arg(signer.secret_file())
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("partway starts");
+    let secret = signer.secret_file().display().to_string();
+    let args = [
+        "--max-connections",
+        "500",
+        "--header-read-timeout",
+        "3s",
+        "--auth-jwt-secret-file",
+        &secret,
+    ];
+    let server = launch_with(dir.path(), port, args, "error", Stdio::null());
     ready(port).await;
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(0)

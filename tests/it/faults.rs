@@ -9,7 +9,7 @@ use reqwest::StatusCode;
 use std::time::Duration;
 
 /// Kills the redis-server on `port` the hard way, as a crash would.
-async fn crash_redis(port: u16) {
+pub async fn crash_redis(port: u16) {
     let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).expect("client");
     let mut conn = client
         .get_multiplexed_async_connection()

@@ -3,12 +3,12 @@
 //! and the binary's log lines carrying the request and upload ids, as JSON
 //! or as plain text without colour codes.
 
-use crate::binary::{ready, terminate};
+use crate::binary::{launch_with, ready, terminate};
+use crate::faults::crash_redis;
 use crate::helpers::TestApp;
 use crate::servers::{free_port, start_redis, start_redis_on};
 use partway::config::Backend;
 use reqwest::StatusCode;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 async fn status(app: &TestApp, path: &str) -> StatusCode {
@@ -28,7 +28,7 @@ async fn readiness_follows_the_stores() {
     .await;
     assert_eq!(status(&app, "/healthz").await, StatusCode::OK);
     assert_eq!(status(&app, "/readyz").await, StatusCode::OK);
-    shut_down(port).await;
+    crash_redis(port).await;
     let _ = redis.wait();
     assert_eq!(
         status(&app, "/readyz").await,
@@ -49,7 +49,7 @@ async fn readiness_follows_the_stores() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert_eq!(answer, StatusCode::OK, "ready again once Redis is back");
-    shut_down(port).await;
+    crash_redis(port).await;
     let _ = back.wait();
 }
 
@@ -88,16 +88,14 @@ async fn logged(args: &[&str], rid: &str, upload: &str) -> String {
     let dir = tempfile::tempdir().expect("tempdir");
     let log = dir.path().join("partway.log");
     let port = free_port();
-    let server = Command::new(env!("CARGO_BIN_EXE_partway"))
-        .args(["--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
-        .arg(dir.path().join("data"))
-        .args(args)
-        .env("RUST_LOG", "partway=debug")
-        .env_remove("NO_COLOR")
-        .stdout(std::fs::File::create(&log).expect("log"))
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("partway starts");
+    let out = std::fs::File::create(&log).expect("log");
+    let server = launch_with(
+        &dir.path().join("data"),
+        port,
+        args,
+        "partway=debug",
+        out.into(),
+    );
     ready(port).await;
     let head = reqwest::Client::new()
         .head(format!("http://127.0.0.1:{port}/files/{upload}"))
@@ -136,17 +134,4 @@ async fn log_lines_name_the_request_and_the_upload() {
         .find(|l| l.contains("id=rid-text-1"))
         .expect("a line about it");
     assert!(line.contains(&format!("upload={upload}")), "{line}");
-}
-
-/// Stops the redis-server on `port` at once.
-async fn shut_down(port: u16) {
-    let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).expect("client");
-    let mut conn = client
-        .get_multiplexed_async_connection()
-        .await
-        .expect("redis");
-    let _: redis::RedisResult<()> = redis::cmd("SHUTDOWN")
-        .arg("NOSAVE")
-        .query_async(&mut conn)
-        .await;
 }

@@ -2,12 +2,11 @@
 //! verbose, answers requests with good, bad and foreign tokens and a cookie,
 //! and neither its log nor any response body holds a token or the cookie.
 
-use crate::binary::{ready, terminate};
+use crate::binary::{launch_with, ready, terminate};
 use crate::servers::free_port;
 use crate::tokens::Signer;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
-use std::process::{Command, Stdio};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_and_cookies_never_reach_the_log_or_a_response() {
@@ -15,19 +14,20 @@ async fn tokens_and_cookies_never_reach_the_log_or_a_response() {
     let signer = Signer::new();
     let port = free_port();
     let log = dir.path().join("partway.log");
-    let server = Command::new(env!("CARGO_BIN_EXE_partway"))
-        .args(["--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
-        .arg(dir.path().join("data"))
-        .arg("--auth-jwt-secret-file")
-        .arg(signer.secret_file())
-        .args(["--auth-cookie", "pw", "--access-hook-url"])
-        .arg(format!("http://127.0.0.1:{}/hook", free_port()))
-        .args(["--access-hook-timeout", "1s"])
-        .env("RUST_LOG", "trace")
-        .stdout(std::fs::File::create(&log).expect("log file"))
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("partway starts");
+    let secret = signer.secret_file().display().to_string();
+    let hook = format!("http://127.0.0.1:{}/hook", free_port());
+    let args = [
+        "--auth-jwt-secret-file",
+        &secret,
+        "--auth-cookie",
+        "pw",
+        "--access-hook-url",
+        &hook,
+        "--access-hook-timeout",
+        "1s",
+    ];
+    let out = std::fs::File::create(&log).expect("log file");
+    let server = launch_with(&dir.path().join("data"), port, args, "trace", out.into());
     ready(port).await;
     let alice = signer.token("alice", 600, json!({}));
     let bob = signer.token("bob", 600, json!({}));
