@@ -19,8 +19,10 @@ use crate::store::redis::{
 };
 use crate::store::s3::S3Objects;
 use crate::upload::access::{AllOf, Authorizer};
+use crate::upload::deliver::{Deliverer, DeliveryConfig};
+use crate::upload::events::Application;
 use crate::upload::plan::PartLimits;
-use crate::upload::ports::{Locker, ObjectStore, StateStore};
+use crate::upload::ports::{Locker, ObjectStore, Outbox, StateStore};
 use crate::upload::{Limits, UploadService};
 use axum::Router;
 use std::future::Future;
@@ -59,6 +61,10 @@ pub struct Partway {
     /// The metrics registry, and where `/metrics` is served.
     metrics: Option<Arc<Metrics>>,
     metrics_at: MetricsAt,
+    /// The events state changes wrote for the application.
+    outbox: Option<Arc<dyn Outbox>>,
+    /// How the outbox is delivered, when partway delivers it.
+    delivery: Option<DeliveryConfig>,
 }
 
 impl Partway {
@@ -70,6 +76,7 @@ impl Partway {
             routes: Router::new(),
             wrap: None,
             authorizer: None,
+            app: None,
         }
     }
 
@@ -94,12 +101,30 @@ impl Partway {
             secured: false,
             metrics: None,
             metrics_at: MetricsAt::Off,
+            outbox: None,
+            delivery: None,
         }
     }
 
     /// The upload core: its limits, counters and reaper.
     pub fn service(&self) -> &Arc<UploadService> {
         &self.service
+    }
+
+    /// Moves every dead-lettered event back into the outbox, to be
+    /// delivered again; returns how many.
+    ///
+    /// # Errors
+    /// The store failed.
+    pub async fn replay_dead_letters(&self) -> Result<u64, StartError> {
+        let outbox = self
+            .outbox
+            .as_ref()
+            .ok_or("this store has no outbox".to_owned())?;
+        outbox
+            .replay_dead()
+            .await
+            .map_err(|e| StartError(format!("replaying dead letters: {e}")))
     }
 
     /// The tus router alone, to merge into another axum application:
@@ -143,8 +168,14 @@ impl Partway {
                  reach this address can upload and download"
             );
         }
-        // The reaper stops by itself once the service begins shutting down.
+        // The reaper stops by itself once the service begins shutting down;
+        // the deliverer when `stop_delivery` is cancelled.
         self.service.spawn_reaper();
+        let stop_delivery = tokio_util::sync::CancellationToken::new();
+        if let (Some(outbox), Some(config)) = (&self.outbox, &self.delivery) {
+            let deliverer = Deliverer::new(self.service.clone(), outbox.clone(), config.clone());
+            tokio::spawn(deliverer.run(stop_delivery.clone()));
+        }
         let mut router = self.router().merge(self.routes.clone());
         if let Some(wrap) = &self.wrap {
             router = wrap(router);
@@ -158,6 +189,7 @@ impl Partway {
         let serving = (self.serving, self.tls, open);
         let served = server::run(listener, router, serving, shutdown, move || {
             service.begin_shutdown();
+            stop_delivery.cancel();
         });
         let result = served.await;
         if let Some(stop) = metrics_server {
@@ -196,6 +228,7 @@ pub struct Builder {
     routes: Router,
     wrap: Option<Wrap>,
     authorizer: Option<Arc<dyn Authorizer>>,
+    app: Option<Arc<dyn Application>>,
 }
 
 impl Builder {
@@ -251,6 +284,14 @@ impl Builder {
         self
     }
 
+    /// Tells `app` of events and asks it at the blocking hooks, instead of
+    /// the `--hooks-*` settings (see [`crate::hook::Callbacks`]). Durable
+    /// events reach it from the outbox, at least once.
+    pub fn hooks(mut self, app: Arc<dyn Application>) -> Self {
+        self.app = Some(app);
+        self
+    }
+
     /// Checks the settings and connects the stores.
     ///
     /// # Errors
@@ -271,6 +312,7 @@ impl Builder {
             buffer_budget_kib: Limits::budget_kib(settings.max_buffer),
             max_active_appends: settings.max_active_uploads,
             resume_grace: resume_grace(settings),
+            progress_interval: settings.hooks.progress_interval,
             ..Limits::new(settings.part_size, settings.max_size)
         };
         let metrics = (settings.metrics != MetricsAt::Off).then(|| Arc::new(Metrics::new()));
@@ -279,12 +321,29 @@ impl Builder {
             (Some(ours), Some(theirs)) => Some(Arc::new(AllOf(vec![ours, theirs])) as Arc<_>),
             (one, other) => one.or(other),
         };
-        let service = backend_service(&settings.backend, limits, metrics.as_ref()).await?;
+        let (service, outbox) =
+            backend_service(&settings.backend, limits, metrics.as_ref()).await?;
         let secured = authorizer.is_some();
-        let service = match authorizer {
+        let mut service = match authorizer {
             Some(authorizer) => service.with_authorizer(authorizer),
             None => service,
         };
+        let delivers = self.app.is_some() || settings.hooks.sends();
+        let app = match self.app {
+            Some(app) => Some(app),
+            None => crate::hook::build(&settings.hooks, metrics.clone())?,
+        };
+        if let Some(app) = app {
+            service = service.with_application(app, storage_label(&settings.backend));
+        }
+        outbox
+            .recover()
+            .await
+            .map_err(|e| format!("cannot recover the outbox: {e}"))?;
+        let delivery = delivers.then(|| DeliveryConfig {
+            retry_for: settings.hooks.retry_for,
+            ..DeliveryConfig::default()
+        });
         Ok(Partway {
             service: Arc::new(service),
             http: HttpConfig {
@@ -298,8 +357,20 @@ impl Builder {
             secured,
             metrics,
             metrics_at: settings.metrics,
+            outbox: Some(outbox),
+            delivery,
         })
     }
+}
+
+/// Where objects live, as events name it: tusd's `s3store` with the bucket
+/// on S3.
+fn storage_label(backend: &Backend) -> std::collections::BTreeMap<String, String> {
+    let pairs: Vec<(&str, String)> = match backend {
+        Backend::S3 { s3, .. } => vec![("Type", "s3store".into()), ("Bucket", s3.bucket.clone())],
+        Backend::Local { .. } => vec![("Type", "partway-local".into())],
+    };
+    pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
 }
 
 /// `/metrics` for `service`.
@@ -312,7 +383,7 @@ async fn backend_service(
     backend: &Backend,
     limits: Limits,
     metrics: Option<&Arc<Metrics>>,
-) -> Result<UploadService, StartError> {
+) -> Result<(UploadService, Arc<dyn Outbox>), StartError> {
     match backend {
         Backend::Local { data_dir } => local_service(data_dir, limits).await,
         Backend::S3 {
@@ -325,16 +396,15 @@ async fn backend_service(
         } => {
             let redis = (redis_url.as_str(), *redis_cluster, redis_ca_file.as_deref());
             let (client, conn) = connect_redis(redis).await?;
-            let state = RedisState::new(conn.clone(), redis_prefix.clone());
+            let state = Arc::new(RedisState::new(conn.clone(), redis_prefix.clone()));
             let locker = RedisLocker::new(client, conn, redis_prefix, defaults::LOCK_TTL);
             let objects = S3Objects::connect(s3).await;
             let ports = metered(
-                (Arc::new(objects), Arc::new(state), Arc::new(locker)),
+                (Arc::new(objects), state.clone(), Arc::new(locker)),
                 metrics,
             );
-            Ok(UploadService::new(
-                ports.0, ports.1, ports.2, limits, key_prefix,
-            ))
+            let service = UploadService::new(ports.0, ports.1, ports.2, limits, key_prefix);
+            Ok((service, state))
         }
     }
 }
@@ -387,18 +457,23 @@ fn resume_grace(settings: &Settings) -> std::time::Duration {
 }
 
 /// The embedded default: everything under `data_dir`.
-async fn local_service(data_dir: &Path, limits: Limits) -> Result<UploadService, StartError> {
+async fn local_service(
+    data_dir: &Path,
+    limits: Limits,
+) -> Result<(UploadService, Arc<dyn Outbox>), StartError> {
     tokio::fs::create_dir_all(data_dir)
         .await
         .map_err(|e| format!("--data-dir {}: {e}", data_dir.display()))?;
     let locker = LocalLocker::new();
-    Ok(UploadService::new(
+    let state = Arc::new(LocalState::new(data_dir, &locker));
+    let service = UploadService::new(
         Arc::new(LocalObjects::new(data_dir, PartLimits::S3)),
-        Arc::new(LocalState::new(data_dir, &locker)),
+        state.clone(),
         Arc::new(locker),
         limits,
         "",
-    ))
+    );
+    Ok((service, state))
 }
 
 /// Connects to the Redis server, or the Cluster, that `redis_url` names:

@@ -36,6 +36,18 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if config.hooks.hooks_replay_dead {
+        return match partway.replay_dead_letters().await {
+            Ok(moved) => {
+                println!("{moved} dead-lettered events moved back into the outbox");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("partway: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let listener = match tokio::net::TcpListener::bind(settings.listen).await {
         Ok(l) => l,
         Err(e) => {

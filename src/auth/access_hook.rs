@@ -12,11 +12,11 @@
 //! a revocation takes effect on the next request, or within that while.
 
 use crate::hook::HookClient;
-use crate::hook::event::{file_info, http_request};
 use crate::metrics::Metrics;
 use crate::upload::access::{AccessRequest, Action, Authorizer, Denial, Grant, Mode};
+use crate::upload::events::{FileInfo, HttpRequest};
 use async_trait::async_trait;
-use serde_json::{Value, json};
+use serde_json::json;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -79,11 +79,16 @@ impl AccessHook {
             Mode::Read => "read",
             Mode::Write => "write",
         };
-        let uploads: Vec<Value> = request.uploads.iter().map(file_info).collect();
+        let storage = std::collections::BTreeMap::new();
+        let uploads: Vec<FileInfo> = request
+            .uploads
+            .iter()
+            .map(|info| FileInfo::of(info, &storage))
+            .collect();
         let event = json!({
-            "Upload": uploads.first().cloned().unwrap_or(Value::Null),
+            "Upload": uploads.first(),
             "Access": { "Mode": mode, "Uploads": uploads },
-            "HTTPRequest": http_request(request.caller),
+            "HTTPRequest": HttpRequest::of(request.caller),
         });
         let answer = self.client.call("pre-access", event).await;
         if let Some(metrics) = &self.metrics {

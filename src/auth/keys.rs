@@ -40,18 +40,28 @@ const RSA: [Algorithm; 6] = [
     Algorithm::PS512,
 ];
 
+/// An HMAC secret read from a file: at least 32 bytes; a trailing newline
+/// is not part of it.
+///
+/// # Errors
+/// An unreadable file, or a secret too short.
+pub fn read_secret(path: &Path) -> Result<Vec<u8>, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let secret = bytes.trim_ascii_end();
+    if secret.len() < 32 {
+        return Err(format!(
+            "{}: an HMAC secret needs at least 32 bytes",
+            path.display()
+        ));
+    }
+    Ok(secret.to_vec())
+}
+
 impl Key {
     /// An HMAC secret read from a file; a trailing newline is not part of it.
     pub fn secret_file(path: &Path) -> Result<Self, String> {
-        let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let secret = bytes.trim_ascii_end();
-        if secret.len() < 32 {
-            return Err(format!(
-                "{}: an HMAC secret needs at least 32 bytes",
-                path.display()
-            ));
-        }
-        let key = DecodingKey::from_secret(secret).map_err(|e| e.to_string())?;
+        let secret = read_secret(path)?;
+        let key = DecodingKey::from_secret(&secret).map_err(|e| e.to_string())?;
         Ok(Self {
             kid: None,
             key,

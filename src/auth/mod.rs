@@ -17,6 +17,7 @@ mod token;
 
 pub use access_hook::AccessHook;
 pub use jwt::{JwtAuthorizer, JwtRules};
+pub use keys::read_secret;
 
 use crate::hook::HookClient;
 use crate::metrics::Metrics;

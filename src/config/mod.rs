@@ -10,10 +10,13 @@
 //! chain).
 
 mod auth;
+mod hooks;
 
 pub use auth::AuthFlags;
+pub use hooks::HookFlags;
 
 use crate::auth::AuthSettings;
+use crate::hook::HookSettings;
 use crate::http::HttpConfig;
 use crate::store::s3::S3Settings;
 use crate::tls::TlsFiles;
@@ -179,6 +182,8 @@ pub struct Config {
     pub log_format: LogFormat,
     #[command(flatten)]
     pub auth: AuthFlags,
+    #[command(flatten)]
+    pub hooks: HookFlags,
 }
 
 /// A size in bytes, written as `8MiB`, `5 GiB`, `1T` or plain bytes
@@ -359,6 +364,8 @@ pub struct Settings {
     pub auth: AuthSettings,
     /// Where `/metrics` is served, if it is.
     pub metrics: MetricsAt,
+    /// How the application is told.
+    pub hooks: HookSettings,
 }
 
 /// Where `/metrics` is served.
@@ -412,6 +419,7 @@ impl Default for Settings {
             serving: Serving::default(),
             auth: AuthSettings::default(),
             metrics: MetricsAt::default(),
+            hooks: HookSettings::default(),
         }
     }
 }
@@ -554,6 +562,7 @@ impl Config {
                 (true, Some(addr)) => MetricsAt::Listen(addr),
                 (true, None) => MetricsAt::Main,
             },
+            hooks: self.hooks.settings()?,
         };
         settings.check()?;
         Ok(settings)

@@ -2,9 +2,13 @@
 //! rules: `POST <url>` with `{"Type", "Event"}` as JSON; a network error or a
 //! 5xx is tried again (up to `attempts` tries in all, `backoff` apart), a
 //! 4xx is not; the answer must be 2xx, `application/json` and a JSON
-//! object; one deadline covers every try.
+//! object; one deadline covers every try. With a signing secret, each try
+//! is signed when it is sent: `Hook-Timestamp` (Unix seconds) and
+//! `Hook-Signature: v1=<hex HMAC-SHA256 of "<timestamp>.<body>">`.
 
 use crate::upload::access::Answer;
+use bytes::Bytes;
+use hmac::{Hmac, Mac};
 use serde_json::{Map, Value, json};
 use std::time::Duration;
 use thiserror::Error;
@@ -34,12 +38,41 @@ pub struct HookClient {
     timeout: Duration,
     attempts: u32,
     backoff: Duration,
+    /// Signs every request when set.
+    secret: Option<Vec<u8>>,
+}
+
+/// One hook request: its JSON body and the headers besides Content-Type.
+#[derive(Debug, Clone)]
+pub struct HookRequest {
+    pub body: Bytes,
+    pub headers: Vec<(String, String)>,
+}
+
+/// `v1=<hex>`: the HMAC-SHA256 under `secret` of `"<timestamp>.<body>"`.
+pub fn signature(secret: &[u8], timestamp: u64, body: &[u8]) -> String {
+    let Ok(mut mac) = Hmac::<sha2::Sha256>::new_from_slice(secret) else {
+        // HMAC takes a key of any length; this cannot happen.
+        return String::new();
+    };
+    mac.update(timestamp.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    let digest = mac.finalize().into_bytes();
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("v1={hex}")
 }
 
 /// A hook's answer: a JSON object whose keys are matched in any case, as
 /// Go's `encoding/json` matches them for tusd.
 #[derive(Debug, Clone, Default)]
 pub struct HookAnswer(Map<String, Value>);
+
+impl From<Map<String, Value>> for HookAnswer {
+    fn from(map: Map<String, Value>) -> Self {
+        Self(map)
+    }
+}
 
 impl HookAnswer {
     /// The value of `key`, in whatever case the receiver wrote it.
@@ -92,7 +125,21 @@ impl HookClient {
             timeout,
             attempts: 3,
             backoff: Duration::from_secs(1),
+            secret: None,
         }
+    }
+
+    /// The same client, trying `attempts` times in all, `backoff` apart.
+    pub fn with_retries(mut self, attempts: u32, backoff: Duration) -> Self {
+        self.attempts = attempts.max(1);
+        self.backoff = backoff;
+        self
+    }
+
+    /// The same client, signing every request with `secret`.
+    pub fn signed(mut self, secret: Vec<u8>) -> Self {
+        self.secret = Some(secret);
+        self
     }
 
     /// Sends hook `kind` with `event`, and reads the answer.
@@ -100,18 +147,35 @@ impl HookClient {
     /// # Errors
     /// [`HookError`] when no try gave a usable answer in time.
     pub async fn call(&self, kind: &str, event: Value) -> Result<HookAnswer, HookError> {
-        let body = json!({ "Type": kind, "Event": event });
-        tokio::time::timeout(self.timeout, self.tries(&body))
+        let body = serde_json::to_vec(&json!({ "Type": kind, "Event": event }))
+            .map_err(|e| HookError::BadAnswer(e.to_string()))?;
+        let request = HookRequest {
+            body: body.into(),
+            headers: Vec::new(),
+        };
+        self.send(&request, self.attempts).await
+    }
+
+    /// Posts `request`, up to `attempts` tries in all, and reads the answer.
+    ///
+    /// # Errors
+    /// [`HookError`] when no try gave a usable answer in time.
+    pub async fn send(
+        &self,
+        request: &HookRequest,
+        attempts: u32,
+    ) -> Result<HookAnswer, HookError> {
+        tokio::time::timeout(self.timeout, self.tries(request, attempts))
             .await
             .map_err(|_| HookError::TimedOut(self.timeout))?
     }
 
-    async fn tries(&self, body: &Value) -> Result<HookAnswer, HookError> {
+    async fn tries(&self, request: &HookRequest, attempts: u32) -> Result<HookAnswer, HookError> {
         let mut attempt = 1;
         loop {
-            match self.once(body).await {
+            match self.once(request).await {
                 Err(e @ (HookError::Unreachable(_) | HookError::Status(500..))) => {
-                    if attempt >= self.attempts {
+                    if attempt >= attempts {
                         return Err(e);
                     }
                     tracing::debug!(error = %e, attempt, "hook failed; trying again");
@@ -123,11 +187,22 @@ impl HookClient {
         }
     }
 
-    async fn once(&self, body: &Value) -> Result<HookAnswer, HookError> {
-        let response = self
+    async fn once(&self, request: &HookRequest) -> Result<HookAnswer, HookError> {
+        let mut post = self
             .client
             .post(&self.url)
-            .json(body)
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(request.body.clone());
+        for (name, value) in &request.headers {
+            post = post.header(name, value);
+        }
+        if let Some(secret) = &self.secret {
+            let now = crate::upload::model::now_secs();
+            post = post
+                .header("Hook-Timestamp", now.to_string())
+                .header("Hook-Signature", signature(secret, now, &request.body));
+        }
+        let response = post
             .send()
             .await
             .map_err(|e| HookError::Unreachable(e.without_url().to_string()))?;
@@ -169,6 +244,19 @@ impl HookClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn signatures_are_hmac_sha256_of_timestamp_and_body() {
+        // As Python's hmac.new(b"secret", b'1700000000.{"ID":"1"}', sha256).
+        let a = signature(b"secret", 1_700_000_000, br#"{"ID":"1"}"#);
+        assert_eq!(
+            a,
+            "v1=08fcf815bcef27a622d109c2200e7786918e7b1c3fd38d381eaecac316ad596c"
+        );
+        let b = signature(b"secret", 1_700_000_001, br#"{"ID":"1"}"#);
+        let c = signature(b"other", 1_700_000_000, br#"{"ID":"1"}"#);
+        assert!(a != b && a != c);
+    }
 
     #[test]
     fn answers_are_read_in_any_case() {

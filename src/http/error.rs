@@ -13,7 +13,7 @@ use crate::protocol::metadata::MetadataError;
 use crate::protocol::{TUS_VERSION, names};
 use crate::upload::access::{Answer, Denial};
 use crate::upload::ports::StoreError;
-use crate::upload::{self, ConcatRefusal, SizeExceeded, TrailerProblem};
+use crate::upload::{self, ConcatRefusal, HookRefusal, SizeExceeded, TrailerProblem};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use thiserror::Error;
@@ -110,6 +110,11 @@ fn upload_code(e: &upload::Error) -> &'static str {
         E::Denied(Denial::Forbidden(_)) => "ERR_ACCESS_DENIED",
         E::Denied(Denial::Rejected(_)) => "ERR_ACCESS_REJECTED",
         E::Denied(Denial::Unavailable(_)) => "ERR_ACCESS_UNAVAILABLE",
+        E::IdTaken(_) => "ERR_UPLOAD_ID_TAKEN",
+        E::Hook(HookRefusal::UploadRejected(_)) => "ERR_UPLOAD_REJECTED",
+        E::Hook(HookRefusal::TerminationRejected(_)) => "ERR_UPLOAD_TERMINATION_REJECTED",
+        E::Hook(HookRefusal::UploadStopped(_)) => "ERR_UPLOAD_STOPPED",
+        E::Hook(HookRefusal::Unavailable { .. }) => "ERR_HOOK_UNAVAILABLE",
     }
 }
 
@@ -157,6 +162,18 @@ fn upload_status(e: &upload::Error) -> StatusCode {
         // RFC 9110 §15.6.4, with Retry-After: worth retrying shortly.
         E::BufferFull | E::Store(StoreError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
         E::Denied(denial) => denial_status(denial),
+        // An id the application chose for a new upload is taken.
+        E::IdTaken(_) => StatusCode::CONFLICT,
+        // The application refused (400 unless it chose a status), or its
+        // blocking hook could not be asked: 503 with Retry-After, which tus
+        // clients retry; never a 500, never an open door.
+        E::Hook(HookRefusal::Unavailable { .. }) => StatusCode::SERVICE_UNAVAILABLE,
+        E::Hook(refusal) => refusal
+            .answer()
+            .and_then(|a| a.status)
+            .and_then(|s| StatusCode::from_u16(s).ok())
+            .filter(|s| s.is_client_error() || s.is_server_error())
+            .unwrap_or(StatusCode::BAD_REQUEST),
         // RFC 9110 §15.6.1: partway failed; the detail is logged, not sent.
         E::Store(_) | E::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
@@ -268,6 +285,9 @@ fn log(e: &Error) {
         Error::Upload(E::Denied(Denial::Unavailable(detail))) => {
             tracing::warn!(%detail, "authorization unavailable");
         }
+        Error::Upload(E::Hook(HookRefusal::Unavailable { kind, detail })) => {
+            tracing::warn!(hook = %kind, %detail, "a blocking hook is unavailable");
+        }
         _ => tracing::debug!(error = %e, "request refused"),
     }
 }
@@ -283,6 +303,10 @@ fn message(e: &Error) -> String {
             .body
             .clone()
             .unwrap_or_else(|| "access rejected".into()),
+        Error::Upload(upload::Error::Hook(refusal)) => refusal
+            .answer()
+            .and_then(|a| a.body.clone())
+            .unwrap_or_else(|| format!("{refusal}\n")),
         other => other.to_string(),
     }
 }
@@ -292,7 +316,9 @@ impl IntoResponse for Error {
         log(&self);
         let status = self.status();
         let body = match &self {
-            Self::Upload(upload::Error::Denied(Denial::Rejected(_))) => message(&self),
+            Self::Upload(upload::Error::Denied(Denial::Rejected(_)) | upload::Error::Hook(_)) => {
+                message(&self)
+            }
             _ => format!("{}\n", message(&self)),
         };
         let mut response = (status, body).into_response();
@@ -304,6 +330,11 @@ impl IntoResponse for Error {
             }
             Self::Upload(upload::Error::Denied(Denial::Rejected(answer))) => {
                 answer_headers(headers, answer);
+            }
+            Self::Upload(upload::Error::Hook(refusal)) => {
+                if let Some(answer) = refusal.answer() {
+                    answer_headers(headers, answer);
+                }
             }
             // "The Server MUST include the Tus-Version header in the 412 response".
             Self::UnsupportedVersion => {

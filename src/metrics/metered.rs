@@ -5,6 +5,7 @@
 
 use super::Metrics;
 use super::family::Histograms;
+use crate::upload::events::Event;
 use crate::upload::model::{
     ETag, LockToken, MultipartId, ObjectKey, PartNumber, PartRecord, UploadId, UploadInfo,
 };
@@ -143,8 +144,9 @@ pub struct MeteredState {
 
 #[async_trait]
 impl StateStore for MeteredState {
-    async fn create(&self, info: &UploadInfo) -> Result<(), StoreError> {
-        timed(&self.metrics.redis, "create", self.inner.create(info)).await
+    async fn create(&self, info: &UploadInfo, events: &[Event]) -> Result<(), StoreError> {
+        let call = self.inner.create(info, events);
+        timed(&self.metrics.redis, "create", call).await
     }
 
     async fn get(&self, id: &UploadId) -> Result<Option<UploadInfo>, StoreError> {
@@ -174,8 +176,9 @@ impl StateStore for MeteredState {
         timed(&self.metrics.redis, "commit", call).await
     }
 
-    async fn remove(&self, id: &UploadId) -> Result<(), StoreError> {
-        timed(&self.metrics.redis, "remove", self.inner.remove(id)).await
+    async fn remove(&self, id: &UploadId, events: &[Event]) -> Result<(), StoreError> {
+        let call = self.inner.remove(id, events);
+        timed(&self.metrics.redis, "remove", call).await
     }
 
     async fn set_expiry(&self, id: &UploadId, expires_at: Option<u64>) -> Result<(), StoreError> {

@@ -210,6 +210,16 @@ const CORE_COUNTERS: &[(&str, &str, Count)] = &[
         "Times a PATCH waited for room in the buffer budget.",
         |c| &c.budget_waits,
     ),
+    (
+        "partway_outbox_delivered_total",
+        "Durable events (post-create, post-finish, post-terminate) delivered.",
+        |c| &c.outbox_delivered,
+    ),
+    (
+        "partway_outbox_dead_lettered_total",
+        "Durable events given up on after --hooks-retry-for.",
+        |c| &c.outbox_dead_lettered,
+    ),
 ];
 
 /// The upload core's counts and gauges.
@@ -234,6 +244,20 @@ fn core(out: &mut String, service: &UploadService) {
             "partway_buffer_bytes_limit",
             "The buffer budget (--max-buffer).",
             kib(u64::from(service.limits().buffer_budget_kib)),
+        ),
+        (
+            "partway_outbox_backlog",
+            "Durable events not yet delivered.",
+            service.counters().outbox_backlog.load(Ordering::Relaxed) as f64,
+        ),
+        (
+            "partway_outbox_oldest_age_seconds",
+            "Age of the oldest undelivered durable event.",
+            service
+                .counters()
+                .outbox_oldest_age_ms
+                .load(Ordering::Relaxed) as f64
+                / 1000.0,
         ),
     ];
     for (name, help, value) in gauges {

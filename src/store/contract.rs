@@ -3,12 +3,13 @@
 //! tests, Redis and moto in the integration tests, and a third backend gets
 //! its tests by calling them. Each function panics on the first broken rule.
 
+use crate::upload::events::{Event, EventBody, FileInfo, HookKind, HttpRequest, new_event_id};
 use crate::upload::model::{
     ETag, LockToken, MultipartId, ObjectKey, PartNumber, PartRecord, UploadId, UploadInfo,
     UploadState,
 };
 use crate::upload::ports::{
-    Change, Commit, CommitError, Locker, ObjectStore, StateStore, StoreError, read_range,
+    Change, Commit, CommitError, Locker, ObjectStore, Outbox, StateStore, StoreError, read_range,
 };
 use bytes::Bytes;
 use futures_util::TryStreamExt;
@@ -40,6 +41,7 @@ fn commit(offset: u64, tail: u64, new_offset: u64, change: Change) -> Commit {
         expected_tail_len: tail,
         new_offset,
         change,
+        events: Vec::new(),
     }
 }
 
@@ -59,6 +61,134 @@ pub async fn state_store(state: &dyn StateStore, locker: &dyn Locker) {
     commits_are_compare_and_set(state, locker).await;
     expiry_is_indexed(state).await;
     credentials_redeem_once(state).await;
+}
+
+/// An event of `kind` about `info`.
+fn event(kind: HookKind, info: &UploadInfo) -> Event {
+    Event {
+        kind,
+        body: EventBody {
+            upload: FileInfo::of(info, &Default::default()),
+            http_request: HttpRequest::default(),
+        },
+        id: new_event_id(),
+    }
+}
+
+/// The kinds of the undelivered events about upload `id`, oldest first.
+async fn pending_of(outbox: &dyn Outbox, id: &UploadId) -> Vec<(HookKind, String)> {
+    let all = outbox.pending(10_000).await.expect("pending");
+    all.into_iter()
+        .filter(|p| p.event.body.upload.id == id.as_str())
+        .map(|p| (p.event.kind, p.event.id))
+        .collect()
+}
+
+/// Runs every outbox rule: events are written with the changes they report
+/// and only with them, kept in order until delivered, dead-lettered and
+/// replayed with their ids. With `shared`, the store is reached by several
+/// processes, and its lease is held by one holder at a time.
+pub async fn outbox<S: StateStore + Outbox>(store: &S, locker: &dyn Locker, shared: bool) {
+    let id = UploadId::random();
+    let info = record(&id, 10);
+    let created = event(HookKind::PostCreate, &info);
+    store
+        .create(&info, std::slice::from_ref(&created))
+        .await
+        .expect("create");
+    let guard = locker
+        .acquire(&id, Duration::from_secs(1))
+        .await
+        .expect("lock");
+    let refused = Commit {
+        events: vec![event(HookKind::PostFinish, &info)],
+        ..commit(5, 0, 5, Change::SetState(UploadState::Completed))
+    };
+    let outcome = store.commit(&id, guard.token(), refused).await;
+    assert!(matches!(outcome, Err(CommitError::Conflict)), "{outcome:?}");
+    let finished = event(HookKind::PostFinish, &info);
+    let done = Commit {
+        events: vec![finished.clone()],
+        ..commit(0, 0, 0, Change::SetState(UploadState::Completed))
+    };
+    store
+        .commit(&id, guard.token(), done)
+        .await
+        .expect("commit");
+    guard.release().await;
+    let terminated = event(HookKind::PostTerminate, &info);
+    store
+        .remove(&id, std::slice::from_ref(&terminated))
+        .await
+        .expect("remove");
+    let kinds = |list: &[(HookKind, String)]| list.iter().map(|p| p.0).collect::<Vec<_>>();
+    let pending = pending_of(store, &id).await;
+    assert_eq!(
+        kinds(&pending),
+        [
+            HookKind::PostCreate,
+            HookKind::PostFinish,
+            HookKind::PostTerminate
+        ],
+        "each change's events, in order, and none of a refused commit"
+    );
+    outbox_delivers_and_replays(store, &id, &finished).await;
+    assert!(
+        store
+            .lease("holder-a", Duration::from_secs(5))
+            .await
+            .expect("lease")
+    );
+    assert!(
+        store
+            .lease("holder-a", Duration::from_secs(5))
+            .await
+            .expect("renew")
+    );
+    if shared {
+        assert!(
+            !store
+                .lease("holder-b", Duration::from_secs(5))
+                .await
+                .expect("lease")
+        );
+    }
+}
+
+/// Delivered events leave; a dead letter comes back, same id, when replayed.
+async fn outbox_delivers_and_replays<S: Outbox>(store: &S, id: &UploadId, finished: &Event) {
+    let all = store.pending(10_000).await.expect("pending");
+    let ours: Vec<_> = all
+        .iter()
+        .filter(|p| p.event.body.upload.id == id.as_str())
+        .collect();
+    store.delivered(&ours[0].key).await.expect("delivered");
+    store
+        .dead_letter(ours[1], "receiver said no")
+        .await
+        .expect("dead letter");
+    let left = pending_of(store, id).await;
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_eq!(left[0].0, HookKind::PostTerminate);
+    let backlog = store.backlog().await.expect("backlog");
+    assert!(
+        backlog.count >= 1 && backlog.oldest_ms.is_some(),
+        "{backlog:?}"
+    );
+    assert!(store.replay_dead().await.expect("replay") >= 1);
+    let replayed = pending_of(store, id).await;
+    assert_eq!(replayed.len(), 2, "{replayed:?}");
+    assert_eq!(
+        replayed[1],
+        (HookKind::PostFinish, finished.id.clone()),
+        "same id"
+    );
+    for p in store.pending(10_000).await.expect("pending") {
+        if p.event.body.upload.id == id.as_str() {
+            store.delivered(&p.key).await.expect("delivered");
+        }
+    }
+    assert!(pending_of(store, id).await.is_empty());
 }
 
 /// A single-use credential redeems once, even when presented at once by
@@ -85,12 +215,15 @@ async fn records_round_trip(state: &dyn StateStore) {
     let id = UploadId::random();
     assert_eq!(state.get(&id).await.expect("get"), None, "unknown id");
     let info = record(&id, 10);
-    state.create(&info).await.expect("create");
+    state.create(&info, &[]).await.expect("create");
     assert_eq!(state.get(&id).await.expect("get"), Some(info.clone()));
-    assert!(state.create(&info).await.is_err(), "an id is created once");
+    assert!(
+        state.create(&info, &[]).await.is_err(),
+        "an id is created once"
+    );
     assert!(state.parts(&id).await.expect("parts").is_empty());
     assert_eq!(state.read_tail(&id, 0).await.expect("tail"), Bytes::new());
-    state.remove(&id).await.expect("remove");
+    state.remove(&id, &[]).await.expect("remove");
     assert_eq!(state.get(&id).await.expect("get"), None, "removed");
 }
 
@@ -99,7 +232,7 @@ async fn commits_move_offset_and_tail(state: &dyn StateStore, locker: &dyn Locke
     let id = UploadId::random();
     let mut info = record(&id, 10);
     info.length = None;
-    state.create(&info).await.expect("create");
+    state.create(&info, &[]).await.expect("create");
     let guard = locker.acquire(&id, Duration::ZERO).await.expect("lock");
     let token = guard.token();
     let append = Change::AppendTail(Bytes::from_static(b"abcd"));
@@ -121,7 +254,7 @@ async fn commits_move_offset_and_tail(state: &dyn StateStore, locker: &dyn Locke
     assert!(state.read_tail(&id, 7).await.is_err(), "more than stored");
     parts_and_fields_move_the_record(state, &id, token).await;
     guard.release().await;
-    state.remove(&id).await.expect("remove");
+    state.remove(&id, &[]).await.expect("remove");
 }
 
 /// On an upload with 6 bytes in its tail: parts, then a length and a state.
@@ -170,7 +303,7 @@ async fn parts_and_fields_move_the_record(
 /// lock's owner, to a record that exists.
 async fn commits_are_compare_and_set(state: &dyn StateStore, locker: &dyn Locker) {
     let id = UploadId::random();
-    state.create(&record(&id, 10)).await.expect("create");
+    state.create(&record(&id, 10), &[]).await.expect("create");
     let guard = locker.acquire(&id, Duration::ZERO).await.expect("lock");
     let token = guard.token();
     let append = |data: &'static [u8]| Change::AppendTail(Bytes::from_static(data));
@@ -195,7 +328,7 @@ async fn commits_are_compare_and_set(state: &dyn StateStore, locker: &dyn Locker
         state.get(&id).await.expect("get").map(|i| i.offset),
         Some(3)
     );
-    state.remove(&id).await.expect("remove");
+    state.remove(&id, &[]).await.expect("remove");
     let result = state
         .commit(&id, token, commit(3, 3, 4, append(b"x")))
         .await;
@@ -208,7 +341,7 @@ async fn expiry_is_indexed(state: &dyn StateStore) {
     let id = UploadId::random();
     let mut info = record(&id, 10);
     info.expires_at = None;
-    state.create(&info).await.expect("create");
+    state.create(&info, &[]).await.expect("create");
     let listed = |ids: Vec<UploadId>| ids.contains(&id);
     let now = info.created_at;
     assert!(!listed(state.expired(now, 1000).await.expect("expired")));
@@ -224,7 +357,7 @@ async fn expiry_is_indexed(state: &dyn StateStore) {
     assert!(!state.is_gone(&id).await.expect("gone"));
     state.mark_gone(&id).await.expect("mark");
     assert!(state.is_gone(&id).await.expect("gone"));
-    state.remove(&id).await.expect("remove");
+    state.remove(&id, &[]).await.expect("remove");
     state
         .set_expiry(&id, Some(now))
         .await

@@ -100,20 +100,21 @@ impl UploadService {
             header,
             partials: ids,
         };
-        let info = self
-            .create_record(
-                NewUpload {
-                    length: Some(length),
-                    ..new
-                },
-                self.limits.part_size,
-                length,
-                Some(concat),
-                grant,
-            )
-            .await?;
+        let info = self.new_record(
+            NewUpload {
+                length: Some(length),
+                ..new
+            },
+            self.limits.part_size,
+            length,
+            Some(concat),
+            grant,
+        );
+        let info = self.create_record(caller, info).await?;
         let guard = self.locker.acquire(&info.id, self.limits.lock_wait).await?;
-        let assembled = self.assemble_from(&guard, info.clone(), &partials).await;
+        let assembled = self
+            .assemble_from(&guard, info.clone(), &partials, caller)
+            .await;
         guard.release().await;
         match assembled {
             Ok(info) => Ok(info),
@@ -129,7 +130,12 @@ impl UploadService {
 
     /// Builds a final upload's object from its partials and marks it
     /// completed. The caller holds its lock.
-    pub(super) async fn assemble(&self, guard: &LockGuard, info: UploadInfo) -> Result<UploadInfo> {
+    pub(super) async fn assemble(
+        &self,
+        guard: &LockGuard,
+        info: UploadInfo,
+        caller: &Caller,
+    ) -> Result<UploadInfo> {
         let Some(Concat::Final { partials, .. }) = &info.concat else {
             return Ok(info);
         };
@@ -141,7 +147,7 @@ impl UploadService {
             },
             e => e,
         })?;
-        self.assemble_from(guard, info, &sources).await
+        self.assemble_from(guard, info, &sources, caller).await
     }
 
     /// Assembles a final upload from `sources`, its partials as loaded.
@@ -150,6 +156,7 @@ impl UploadService {
         guard: &LockGuard,
         mut info: UploadInfo,
         sources: &[UploadInfo],
+        caller: &Caller,
     ) -> Result<UploadInfo> {
         if info.state == UploadState::Completed {
             // An empty final: its object was written at creation.
@@ -168,9 +175,7 @@ impl UploadService {
                 .await?;
             self.complete_sized(&info, &parts, length).await?;
         }
-        self.set_state_at(guard, &info, UploadState::Completed, length)
-            .await?;
-        super::bump(&self.counters.uploads_finished);
+        self.mark_completed(guard, &info, caller, length).await?;
         self.state.set_expiry(&info.id, None).await?;
         info.offset = length;
         info.state = UploadState::Completed;

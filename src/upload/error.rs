@@ -5,8 +5,9 @@
 //! for tus 1.0) decides how to answer it. Store failures keep their
 //! [`StoreError`] as the source, so a log shows what the store said.
 
-use super::access::Denial;
+use super::access::{Answer, Denial};
 use super::concat_plan::ConcatPlanError;
+use super::events::HookKind;
 use super::model::UploadId;
 use super::plan::PlanError;
 use super::ports::{CommitError, LockError, StoreError};
@@ -70,6 +71,12 @@ pub enum Error {
     /// The authorizer, or the core's access rules, refused the caller.
     #[error("{0}")]
     Denied(Denial),
+    /// The id the application chose for a new upload is taken.
+    #[error("an upload with id {0} exists already")]
+    IdTaken(UploadId),
+    /// The application's hooks refused the request, or could not be asked.
+    #[error("{0}")]
+    Hook(HookRefusal),
     /// A backing store failed; `StoreError::Unavailable` is worth retrying.
     #[error("store failure")]
     Store(#[source] StoreError),
@@ -183,5 +190,40 @@ impl From<LockError> for Error {
             LockError::Busy => Self::Busy,
             LockError::Store(s) => Self::Store(s),
         }
+    }
+}
+
+/// How the application's hooks stopped a request.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum HookRefusal {
+    /// pre-create answered `RejectUpload`; nothing was created.
+    #[error("the upload was rejected by the application")]
+    UploadRejected(Option<Answer>),
+    /// pre-terminate answered `RejectTermination`; the upload stays.
+    #[error("the termination was rejected by the application")]
+    TerminationRejected(Option<Answer>),
+    /// post-receive answered `StopUpload`; the upload was terminated.
+    #[error("the upload was stopped by the application")]
+    UploadStopped(Option<Answer>),
+    /// A blocking hook gave no usable answer, so nothing it guards was done.
+    #[error("the application's {kind} hook is unavailable; retry shortly")]
+    Unavailable { kind: HookKind, detail: String },
+}
+
+impl HookRefusal {
+    /// The response the application chose, if any.
+    pub fn answer(&self) -> Option<&Answer> {
+        match self {
+            Self::UploadRejected(a) | Self::TerminationRejected(a) | Self::UploadStopped(a) => {
+                a.as_ref()
+            }
+            Self::Unavailable { .. } => None,
+        }
+    }
+}
+
+impl From<HookRefusal> for Error {
+    fn from(e: HookRefusal) -> Self {
+        Self::Hook(e)
     }
 }

@@ -79,7 +79,7 @@ impl UploadService {
                 }
                 Some(info) if !info.expired(now_secs()) => Ok(false),
                 Some(info) => {
-                    self.remove_upload(&info).await?;
+                    self.remove_upload(&info, None).await?;
                     if self.limits.expired_gone {
                         self.state.mark_gone(id).await?;
                     }

@@ -8,6 +8,8 @@
 //! re-uploading committed bytes. An upload is never reported complete before
 //! its object exists.
 
+use super::access::Caller;
+use super::events::HookKind;
 use super::model::{PartNumber, PartRecord, UploadInfo, UploadState};
 use super::plan::check_part_list;
 use super::ports::{Change, Commit, LockGuard, StoreError};
@@ -19,12 +21,13 @@ impl UploadService {
         &self,
         guard: &LockGuard,
         mut info: UploadInfo,
+        caller: &Caller,
     ) -> Result<UploadInfo> {
         if info.state == UploadState::Completed {
             return Ok(info);
         }
         if info.is_final() {
-            return self.assemble(guard, info).await;
+            return self.assemble(guard, info, caller).await;
         }
         if !info.all_bytes_received() {
             return Ok(info);
@@ -39,8 +42,8 @@ impl UploadService {
             self.state.parts(&info.id).await?
         };
         self.complete_sized(&info, &parts, info.offset).await?;
-        self.set_state(guard, &info, UploadState::Completed).await?;
-        super::bump(&self.counters.uploads_finished);
+        self.mark_completed(guard, &info, caller, info.offset)
+            .await?;
         info.state = UploadState::Completed;
         self.touch(&mut info).await?;
         tracing::info!(upload = %info.id, length = info.offset, key = %info.object_key, "upload completed");
@@ -92,11 +95,42 @@ impl UploadService {
                         record: record.clone(),
                         consumes_tail: true,
                     },
+                    events: Vec::new(),
                 },
             )
             .await?;
         parts.push(record);
         Ok(parts)
+    }
+
+    /// The object exists: asks pre-finish, then marks the upload completed
+    /// at `offset`, with post-finish written in the same step. If pre-finish
+    /// fails, the upload stays completing, and the next HEAD or PATCH (or a
+    /// final upload's next HEAD) asks it again: post-finish is never lost.
+    pub(super) async fn mark_completed(
+        &self,
+        guard: &LockGuard,
+        info: &UploadInfo,
+        caller: &Caller,
+        offset: u64,
+    ) -> Result<()> {
+        let done = UploadInfo {
+            offset,
+            state: UploadState::Completed,
+            ..info.clone()
+        };
+        self.ask(self.event(HookKind::PreFinish, &done, caller))
+            .await?;
+        let commit = Commit {
+            expected_offset: info.offset,
+            expected_tail_len: 0,
+            new_offset: offset,
+            change: Change::SetState(UploadState::Completed),
+            events: self.announce(HookKind::PostFinish, &done, caller),
+        };
+        self.state.commit(&info.id, guard.token(), commit).await?;
+        super::bump(&self.counters.uploads_finished);
+        Ok(())
     }
 
     async fn set_state(
@@ -126,6 +160,7 @@ impl UploadService {
                     expected_tail_len: 0,
                     new_offset: offset,
                     change: Change::SetState(state),
+                    events: Vec::new(),
                 },
             )
             .await?;

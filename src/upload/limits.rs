@@ -44,6 +44,8 @@ pub struct Limits {
     /// How long past its expiry a credential may still resume (HEAD,
     /// PATCH) an unfinished upload of its subject.
     pub resume_grace: Duration,
+    /// At most one post-receive per PATCH in this interval.
+    pub progress_interval: Duration,
 }
 
 impl Limits {
@@ -76,6 +78,7 @@ impl Limits {
             expire_after: Some(Self::DEFAULT_EXPIRE_AFTER),
             expired_gone: false,
             resume_grace: Self::DEFAULT_EXPIRE_AFTER,
+            progress_interval: Duration::from_secs(1),
         }
     }
 

@@ -12,12 +12,15 @@ mod append;
 mod concat;
 mod concat_plan;
 mod create;
+pub mod deliver;
 mod error;
+pub mod events;
 mod expiry;
 mod finish;
 pub mod health;
 mod limits;
 pub mod model;
+mod notify;
 pub mod plan;
 pub mod ports;
 mod status;
@@ -27,12 +30,14 @@ mod tests;
 pub use append::{AppendRequest, BodyError, BodyStream, TrailerSlot, Verify};
 pub use concat_plan::ConcatPlanError;
 pub use create::{NewConcat, NewUpload};
-pub use error::{ConcatRefusal, Error, Result, SizeExceeded, TrailerProblem};
+pub use error::{ConcatRefusal, Error, HookRefusal, Result, SizeExceeded, TrailerProblem};
 pub use limits::Limits;
 
 use access::{AnyoneMay, Authorizer};
+use events::{Application, Nobody};
 use model::UploadId;
 use ports::{Locker, ObjectStore, StateStore};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use tokio::sync::Semaphore;
@@ -52,6 +57,10 @@ pub struct UploadService {
     stopping: CancellationToken,
     counters: Counters,
     authorizer: Arc<dyn Authorizer>,
+    /// Told of events, asked by blocking hooks.
+    app: Arc<dyn Application>,
+    /// Where objects live, as events name it (`Type`, and `Bucket` on S3).
+    storage: BTreeMap<String, String>,
 }
 
 /// Events worth counting, for tests, load runs and metrics.
@@ -73,6 +82,13 @@ pub struct Counters {
     pub uploads_terminated: AtomicU64,
     /// Requests refused because the upload belongs to another subject.
     pub refused_not_owner: AtomicU64,
+    /// Durable events delivered, and given up on (dead-lettered).
+    pub outbox_delivered: AtomicU64,
+    pub outbox_dead_lettered: AtomicU64,
+    /// Gauges: events not yet delivered, and the age of the oldest, as the
+    /// deliverer last measured them.
+    pub outbox_backlog: AtomicU64,
+    pub outbox_oldest_age_ms: AtomicU64,
 }
 
 /// One more.
@@ -102,7 +118,21 @@ impl UploadService {
             stopping: CancellationToken::new(),
             counters: Counters::default(),
             authorizer: Arc::new(AnyoneMay),
+            app: Arc::new(Nobody),
+            storage: BTreeMap::new(),
         }
+    }
+
+    /// The same service, telling `app` of events and asking its blocking
+    /// hooks; `storage` names where objects live, as events say it.
+    pub fn with_application(
+        mut self,
+        app: Arc<dyn Application>,
+        storage: BTreeMap<String, String>,
+    ) -> Self {
+        self.app = app;
+        self.storage = storage;
+        self
     }
 
     /// The same service, asking `authorizer` before every request.
@@ -146,7 +176,7 @@ impl UploadService {
     async fn forget_if_lost<T>(&self, id: &UploadId, result: Result<T>) -> Result<T> {
         if let Err(Error::Lost { detail }) = &result {
             tracing::warn!(upload = %id, %detail, "the store lost this upload; removing its state");
-            if let Err(e) = self.state.remove(id).await {
+            if let Err(e) = self.state.remove(id, &[]).await {
                 tracing::warn!(upload = %id, error = %e, "could not remove a lost upload's state");
             }
         }

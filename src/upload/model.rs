@@ -22,10 +22,19 @@ impl UploadId {
         Self(format!("{bits:032x}"))
     }
 
-    /// Parses an id from a URL segment; `None` if it is not one of ours.
+    /// Parses an id from a URL segment; `None` if it cannot be one.
+    ///
+    /// partway makes ids of 32 hex digits; an application's pre-create hook
+    /// may choose others, if they are safe as a path segment, a file name
+    /// and a Redis hash tag: 1 to 128 of `A-Z a-z 0-9 . _ ~ -`, not
+    /// starting with a dot.
     pub fn parse(text: &str) -> Option<Self> {
-        (text.len() == 32 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
-            .then(|| Self(text.to_owned()))
+        let safe = (1..=128).contains(&text.len())
+            && !text.starts_with('.')
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'~' | b'-'));
+        safe.then(|| Self(text.to_owned()))
     }
 
     /// The id as text.
@@ -300,14 +309,22 @@ mod tests {
     }
 
     #[test]
-    fn ids_refuse_anything_else() {
+    fn ids_are_safe_path_segments_and_nothing_else() {
+        for good in ["tenant-7.5b0f8a2c", "a", "A_b~c-d.e", &"x".repeat(128)] {
+            assert!(UploadId::parse(good).is_some(), "{good}");
+        }
         for bad in [
             "",
+            ".",
+            "..",
+            ".hidden",
             "../../etc/passwd",
-            "0123456789abcdef0123456789abcdeF",
-            "0123456789abcdef0123456789abcde",
-            "0123456789abcdef0123456789abcdef0",
             "0123456789abcdef/123456789abcdef",
+            "a{b}",
+            "a b",
+            "a%2F",
+            "tenant:7",
+            &"x".repeat(129),
         ] {
             assert_eq!(UploadId::parse(bad), None, "{bad}");
         }

@@ -11,8 +11,11 @@
 //!   production). Keeping the tail here is what makes "append tail + move
 //!   offset" one atomic step; a store that keeps tails elsewhere (an S3
 //!   object, say) implements this same trait;
-//! - [`Locker`]: one writer per upload.
+//! - [`Locker`]: one writer per upload;
+//! - [`Outbox`]: the events a state change wrote for the application, until
+//!   they are delivered.
 
+use super::events::Event;
 use super::model::{
     ETag, LockToken, MultipartId, ObjectKey, PartNumber, PartRecord, UploadId, UploadInfo,
     UploadState,
@@ -35,6 +38,9 @@ pub enum StoreError {
     /// Worth retrying later: throttling, a timeout, a connection failure.
     #[error("store unavailable: {0}")]
     Unavailable(String),
+    /// A record with this id exists already.
+    #[error("exists in store: {0}")]
+    Exists(String),
     /// Anything else; logged, never shown to clients.
     #[error("store error: {0}")]
     Other(String),
@@ -167,6 +173,8 @@ pub struct Commit {
     pub expected_tail_len: u64,
     pub new_offset: u64,
     pub change: Change,
+    /// Events for the outbox, written in the same atomic step.
+    pub events: Vec<Event>,
 }
 
 /// Why a commit did not apply.
@@ -188,8 +196,9 @@ pub enum CommitError {
 /// Upload records, tails and commits.
 #[async_trait]
 pub trait StateStore: Send + Sync + 'static {
-    /// Stores a new record. Fails if the id exists.
-    async fn create(&self, info: &UploadInfo) -> Result<(), StoreError>;
+    /// Stores a new record and writes `events` to the outbox, in one atomic
+    /// step. Fails with [`StoreError::Exists`] if the id exists.
+    async fn create(&self, info: &UploadInfo, events: &[Event]) -> Result<(), StoreError>;
 
     /// Reads a record in one round trip (no parts, no tail).
     async fn get(&self, id: &UploadId) -> Result<Option<UploadInfo>, StoreError>;
@@ -210,8 +219,9 @@ pub trait StateStore: Send + Sync + 'static {
         commit: Commit,
     ) -> Result<(), CommitError>;
 
-    /// Removes the record, its parts and its tail, and unindexes it.
-    async fn remove(&self, id: &UploadId) -> Result<(), StoreError>;
+    /// Removes the record, its parts and its tail, and unindexes it; writes
+    /// `events` to the outbox in the same atomic step.
+    async fn remove(&self, id: &UploadId, events: &[Event]) -> Result<(), StoreError>;
 
     /// Sets or clears when an upload expires, and indexes it for the reaper.
     /// A record that no longer exists is left alone.
@@ -313,4 +323,51 @@ pub trait Locker: Send + Sync + 'static {
 
     /// Takes the lock only if it is free right now.
     async fn try_acquire(&self, id: &UploadId) -> Result<Option<LockGuard>, LockError>;
+}
+
+/// An event waiting in the outbox.
+#[derive(Debug, Clone)]
+pub struct Pending {
+    /// Where the outbox keeps it (a stream entry id, a log sequence number).
+    pub key: String,
+    pub event: Event,
+    /// When it was written, in milliseconds since the Unix epoch.
+    pub written_ms: u64,
+}
+
+/// How far delivery is behind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Backlog {
+    /// Events written and not yet delivered.
+    pub count: u64,
+    /// When the oldest of them was written, in milliseconds since the epoch.
+    pub oldest_ms: Option<u64>,
+}
+
+/// The events state changes wrote for the application, until delivered.
+///
+/// Any instance may deliver, one at a time: the holder of the lease.
+#[async_trait]
+pub trait Outbox: Send + Sync + 'static {
+    /// Makes the outbox consistent after a crash, before anything is served.
+    async fn recover(&self) -> Result<(), StoreError>;
+
+    /// Up to `limit` undelivered events, oldest first.
+    async fn pending(&self, limit: usize) -> Result<Vec<Pending>, StoreError>;
+
+    /// Drops a delivered event.
+    async fn delivered(&self, key: &str) -> Result<(), StoreError>;
+
+    /// Moves an event that could not be delivered to the dead letters.
+    async fn dead_letter(&self, pending: &Pending, reason: &str) -> Result<(), StoreError>;
+
+    /// Moves every dead letter back into the outbox; returns how many.
+    async fn replay_dead(&self) -> Result<u64, StoreError>;
+
+    /// Takes or renews, for `ttl`, the right to deliver; `true` if `holder`
+    /// has it now.
+    async fn lease(&self, holder: &str, ttl: Duration) -> Result<bool, StoreError>;
+
+    /// How far delivery is behind.
+    async fn backlog(&self) -> Result<Backlog, StoreError>;
 }

@@ -2,6 +2,8 @@
 //! terminating it (DELETE).
 
 use super::access::{Action, Caller};
+use super::error::HookRefusal;
+use super::events::HookKind;
 use super::model::{UploadId, UploadInfo, UploadState};
 use super::ports::ObjectStream;
 use super::{Error, Result, UploadService};
@@ -22,11 +24,11 @@ impl UploadService {
     /// [`Error::Finishing`] while it cannot be finished yet.
     pub async fn head(&self, caller: &Caller, id: &UploadId) -> Result<UploadInfo> {
         let (info, _) = self.authorized(caller, Action::Status, id).await?;
-        self.status(info).await
+        self.status(info, caller).await
     }
 
     /// An upload's state, finished first if it awaits its object.
-    pub(super) async fn status(&self, info: UploadInfo) -> Result<UploadInfo> {
+    pub(super) async fn status(&self, info: UploadInfo, caller: &Caller) -> Result<UploadInfo> {
         let id = &info.id;
         if !info.awaits_its_object() {
             return Ok(info);
@@ -36,13 +38,13 @@ impl UploadService {
         };
         // Re-read under the lock: another request may have finished it.
         let finished = match self.get(id).await {
-            Ok(fresh) => self.finish(&guard, fresh).await,
+            Ok(fresh) => self.finish(&guard, fresh, caller).await,
             Err(e) => Err(e),
         };
         let finished = self.forget_if_lost(id, finished).await;
         guard.release().await;
         finished.map_err(|e| match e {
-            Error::Lost { .. } | Error::NotFound => e,
+            Error::Lost { .. } | Error::NotFound | Error::Hook(_) => e,
             e => {
                 tracing::warn!(upload = %id, error = %e, "finishing on HEAD failed");
                 Error::Finishing
@@ -84,15 +86,26 @@ impl UploadService {
     /// unknown upload, or one the caller does not own; [`Error::Busy`] if a
     /// request keeps holding it.
     pub async fn terminate(&self, caller: &Caller, id: &UploadId) -> Result<()> {
-        self.authorized(caller, Action::Delete, id).await?;
-        self.remove(id).await
+        let (info, _) = self.authorized(caller, Action::Delete, id).await?;
+        let verdict = self
+            .ask(self.event(HookKind::PreTerminate, &info, caller))
+            .await?;
+        if verdict.reject_termination {
+            return Err(HookRefusal::TerminationRejected(verdict.response).into());
+        }
+        self.remove_for(id, Some(caller)).await
     }
 
-    /// Terminates an upload, for partway itself.
+    /// Terminates an upload, for partway itself: no event is raised.
     pub(super) async fn remove(&self, id: &UploadId) -> Result<()> {
+        self.remove_for(id, None).await
+    }
+
+    /// Terminates an upload; post-terminate is raised when `caller` asked.
+    async fn remove_for(&self, id: &UploadId, caller: Option<&Caller>) -> Result<()> {
         let guard = self.locker.acquire(id, self.limits.lock_wait).await?;
         let result = match self.state.get(id).await {
-            Ok(Some(info)) => self.remove_upload(&info).await,
+            Ok(Some(info)) => self.remove_upload(&info, caller).await,
             Ok(None) => Err(Error::NotFound),
             Err(e) => Err(e.into()),
         };
@@ -105,8 +118,13 @@ impl UploadService {
     }
 
     /// Aborts an upload's multipart upload, deletes its object if it has
-    /// one and removes its state. The caller holds its lock.
-    pub(super) async fn remove_upload(&self, info: &UploadInfo) -> Result<()> {
+    /// one and removes its state, with post-terminate in the same step when
+    /// `caller` asked for it. The caller holds its lock.
+    pub(super) async fn remove_upload(
+        &self,
+        info: &UploadInfo,
+        caller: Option<&Caller>,
+    ) -> Result<()> {
         let id = &info.id;
         if let Some(mp) = &info.multipart_id {
             self.objects.abort_multipart(&info.object_key, mp).await?;
@@ -114,7 +132,10 @@ impl UploadService {
         if info.state != UploadState::Receiving {
             self.objects.delete_object(&info.object_key).await?;
         }
-        self.state.remove(id).await?;
+        let events = caller
+            .map(|c| self.announce(HookKind::PostTerminate, info, c))
+            .unwrap_or_default();
+        self.state.remove(id, &events).await?;
         Ok(())
     }
 }

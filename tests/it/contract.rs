@@ -19,6 +19,7 @@ async fn the_redis_state_store_keeps_the_contract() {
     let state = RedisState::new(conn.clone(), prefix.clone());
     let locker = RedisLocker::new(client, conn, prefix, Duration::from_secs(10));
     contract::state_store(&state, &locker).await;
+    contract::outbox(&state, &locker, true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

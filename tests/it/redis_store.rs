@@ -47,6 +47,7 @@ fn append(expected_offset: u64, expected_tail_len: u64, data: &'static [u8]) -> 
         expected_tail_len,
         new_offset: expected_offset + data.len() as u64,
         change: Change::AppendTail(Bytes::from_static(data)),
+        events: Vec::new(),
     }
 }
 
@@ -61,7 +62,7 @@ async fn commits_are_fenced_by_offset_tail_and_lock_owner() {
     );
     let locks = locker(&prefix, Duration::from_secs(10)).await;
     let id = UploadId::random();
-    state.create(&record(&id)).await.expect("create");
+    state.create(&record(&id), &[]).await.expect("create");
     let guard = locks.acquire(&id, Duration::ZERO).await.expect("lock");
     let token = guard.token().to_owned();
 
@@ -97,7 +98,7 @@ async fn commits_are_fenced_by_offset_tail_and_lock_owner() {
         Bytes::from_static(b"abc")
     );
 
-    state.remove(&id).await.expect("remove");
+    state.remove(&id, &[]).await.expect("remove");
     assert!(state.get(&id).await.expect("get").is_none());
 }
 
@@ -194,7 +195,7 @@ async fn the_expiry_index_follows_the_records() {
             concat,
             ..record(id)
         };
-        state.create(&info).await.expect("create");
+        state.create(&info, &[]).await.expect("create");
         assert_eq!(state.get(id).await.expect("get"), Some(info));
     }
     assert_eq!(
@@ -216,7 +217,7 @@ async fn the_expiry_index_follows_the_records() {
         state.get(&b).await.expect("get").and_then(|i| i.expires_at),
         None
     );
-    state.remove(&c).await.expect("remove");
+    state.remove(&c, &[]).await.expect("remove");
     assert!(state.expired(350, 10).await.expect("expired").is_empty());
     // A record that is gone is not brought back by a late expiry update.
     state.set_expiry(&c, Some(1)).await.expect("no-op");

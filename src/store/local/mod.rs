@@ -4,6 +4,7 @@
 
 mod lock;
 mod objects;
+mod outbox;
 mod state;
 
 pub use lock::LocalLocker;
@@ -21,6 +22,13 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let locker = LocalLocker::new();
         contract::state_store(&LocalState::new(dir.path(), &locker), &locker).await;
+    }
+
+    #[tokio::test]
+    async fn the_embedded_outbox_keeps_the_contract() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let locker = LocalLocker::new();
+        contract::outbox(&LocalState::new(dir.path(), &locker), &locker, false).await;
     }
 
     #[tokio::test]

@@ -16,6 +16,7 @@
 
 use super::lock::LocalLocker;
 use super::objects::write_atomic;
+use crate::upload::events::Event;
 use crate::upload::model::{LockToken, PartRecord, UploadId, UploadInfo, now_secs};
 use crate::upload::ports::{Change, Commit, CommitError, StateStore, StoreError};
 use async_trait::async_trait;
@@ -49,6 +50,14 @@ impl LocalState {
             locks: locks.clone(),
             write: Mutex::new(()),
         }
+    }
+
+    pub(super) fn root(&self) -> &std::path::Path {
+        &self.root
+    }
+
+    pub(super) async fn write_lock(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.write.lock().await
     }
 
     fn path(&self, id: &UploadId, ext: &str) -> PathBuf {
@@ -96,12 +105,17 @@ impl LocalState {
 
 #[async_trait]
 impl StateStore for LocalState {
-    async fn create(&self, info: &UploadInfo) -> Result<(), StoreError> {
+    async fn create(&self, info: &UploadInfo, events: &[Event]) -> Result<(), StoreError> {
         let _w = self.write.lock().await;
         if self.get(&info.id).await?.is_some() {
-            return Err(StoreError::Other(format!("upload {} exists", info.id)));
+            return Err(StoreError::Exists(format!("upload {}", info.id)));
         }
-        self.write_record(info).await
+        let logged = self.log_events(events).await?;
+        let written = self.write_record(info).await;
+        if written.is_err() {
+            self.cancel_events(&logged).await;
+        }
+        written
     }
 
     async fn get(&self, id: &UploadId) -> Result<Option<UploadInfo>, StoreError> {
@@ -179,42 +193,25 @@ impl StateStore for LocalState {
             self.set_tail_len(id, commit.expected_tail_len).await?;
         }
         info.offset = commit.new_offset;
-        match commit.change {
-            Change::AppendTail(data) => {
-                self.append(id, "tail", &data).await?;
-                self.write_record(&info).await?;
-            }
-            Change::Part {
-                record,
-                consumes_tail,
-            } => {
-                let mut line = serde_json::to_vec(&record).map_err(|e| other("encode", e))?;
-                line.push(b'\n');
-                self.append(id, "parts", &line).await?;
-                self.write_record(&info).await?;
-                if consumes_tail {
-                    self.set_tail_len(id, 0).await?;
-                }
-            }
-            Change::SetLength(length) => {
-                info.length = Some(length);
-                self.write_record(&info).await?;
-            }
-            Change::SetState(state) => {
-                info.state = state;
-                self.write_record(&info).await?;
-            }
+        let logged = self.log_events(&commit.events).await?;
+        let changed = self.apply(id, info, commit.change).await;
+        if changed.is_err() {
+            self.cancel_events(&logged).await;
         }
-        Ok(())
+        Ok(changed?)
     }
 
-    async fn remove(&self, id: &UploadId) -> Result<(), StoreError> {
+    async fn remove(&self, id: &UploadId, events: &[Event]) -> Result<(), StoreError> {
         let _w = self.write.lock().await;
+        let logged = self.log_events(events).await?;
         for ext in ["json", "parts", "tail"] {
             match fs::remove_file(self.path(id, ext)).await {
                 Ok(()) => {}
                 Err(e) if e.kind() == ErrorKind::NotFound => {}
-                Err(e) => return Err(other("remove", e)),
+                Err(e) => {
+                    self.cancel_events(&logged).await;
+                    return Err(other("remove", e));
+                }
             }
         }
         Ok(())
@@ -296,6 +293,44 @@ impl StateStore for LocalState {
             forget_redeemed(&self.root.join("once")).await;
         }
         Ok(true)
+    }
+}
+
+impl LocalState {
+    /// Applies a commit's change, its guards passed; the write lock is held.
+    async fn apply(
+        &self,
+        id: &UploadId,
+        mut info: UploadInfo,
+        change: Change,
+    ) -> Result<(), StoreError> {
+        match change {
+            Change::AppendTail(data) => {
+                self.append(id, "tail", &data).await?;
+                self.write_record(&info).await?;
+            }
+            Change::Part {
+                record,
+                consumes_tail,
+            } => {
+                let mut line = serde_json::to_vec(&record).map_err(|e| other("encode", e))?;
+                line.push(b'\n');
+                self.append(id, "parts", &line).await?;
+                self.write_record(&info).await?;
+                if consumes_tail {
+                    self.set_tail_len(id, 0).await?;
+                }
+            }
+            Change::SetLength(length) => {
+                info.length = Some(length);
+                self.write_record(&info).await?;
+            }
+            Change::SetState(state) => {
+                info.state = state;
+                self.write_record(&info).await?;
+            }
+        }
+        Ok(())
     }
 }
 

@@ -52,6 +52,13 @@ impl ConnectionLike for RedisConn {
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
 
+impl RedisConn {
+    /// Whether this is a Redis Cluster, where one script reaches one slot.
+    pub fn is_cluster(&self) -> bool {
+        matches!(self, Self::Cluster(_))
+    }
+}
+
 /// Opens a self-reconnecting connection to one server with bounded
 /// timeouts, so a Redis outage turns into prompt errors, not hung requests.
 ///

@@ -16,6 +16,9 @@
 //!   the record it indexes, so a crash leaves at most an entry the reaper
 //!   finds without a record and drops.
 //!
+//! - `<prefix>events`, `<prefix>events:dead`, `<prefix>events:lease`: the
+//!   outbox of events for the application (see `outbox`).
+//!
 //! HEAD is one HMGET. Every commit is one Lua script that checks the lock
 //! owner, the offset and the tail length before it changes anything.
 //! The Lua scripts live in `lua/`, each with a header naming its KEYS, ARGV
@@ -23,6 +26,7 @@
 
 mod conn;
 mod lock;
+mod outbox;
 mod state;
 
 pub use conn::{RedisConn, connect, connect_cluster};

@@ -3,6 +3,7 @@
 
 use super::conn::RedisConn;
 use super::{GONE_TTL_SECS, Keys, store_error};
+use crate::upload::events::Event;
 use crate::upload::model::{
     Concat, ETag, LockToken, MultipartId, ObjectKey, PartNumber, PartRecord, UploadId, UploadInfo,
     UploadState, now_secs,
@@ -36,6 +37,7 @@ macro_rules! commit_script {
     ($change:literal) => {
         LazyLock::new(|| {
             redis::Script::new(concat!(
+                include_str!("lua/outbox.lua"),
                 include_str!("lua/commit_guard.lua"),
                 include_str!($change)
             ))
@@ -46,27 +48,40 @@ macro_rules! commit_script {
 static COMMIT_APPEND: LazyLock<redis::Script> = commit_script!("lua/commit_append.lua");
 static COMMIT_PART: LazyLock<redis::Script> = commit_script!("lua/commit_part.lua");
 static COMMIT_FIELD: LazyLock<redis::Script> = commit_script!("lua/commit_field.lua");
-static CREATE_SCRIPT: LazyLock<redis::Script> =
-    LazyLock::new(|| redis::Script::new(include_str!("lua/create.lua")));
+static CREATE_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(concat!(
+        include_str!("lua/outbox.lua"),
+        include_str!("lua/create.lua")
+    ))
+});
+static REMOVE_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(concat!(
+        include_str!("lua/outbox.lua"),
+        include_str!("lua/remove.lua")
+    ))
+});
 static EXPIRES_SCRIPT: LazyLock<redis::Script> =
     LazyLock::new(|| redis::Script::new(include_str!("lua/expires.lua")));
 
-/// The script of a commit: the guard's arguments, then the change's own.
+/// The script of a commit: the guard's arguments, then the change's own,
+/// then the events when `stream` is given.
 fn commit_call(
     keys: &Keys,
+    stream: Option<&str>,
     token: &LockToken,
     commit: &Commit,
-) -> redis::ScriptInvocation<'static> {
+) -> Result<redis::ScriptInvocation<'static>, StoreError> {
     let script: &'static redis::Script = match &commit.change {
         Change::AppendTail(_) => &COMMIT_APPEND,
         Change::Part { .. } => &COMMIT_PART,
         Change::SetLength(_) | Change::SetState(_) => &COMMIT_FIELD,
     };
     let mut call = script.prepare_invoke();
-    call.key(&keys.info)
-        .key(&keys.tail)
-        .key(&keys.lock)
-        .arg(token.as_str())
+    call.key(&keys.info).key(&keys.tail).key(&keys.lock);
+    if let Some(stream) = stream {
+        call.key(stream);
+    }
+    call.arg(token.as_str())
         .arg(commit.expected_offset.to_string())
         .arg(commit.expected_tail_len.to_string())
         .arg(commit.new_offset.to_string());
@@ -82,7 +97,25 @@ fn commit_call(
         Change::SetLength(length) => call.arg("length").arg(length.to_string()),
         Change::SetState(state) => call.arg("state").arg(state.as_str()),
     };
-    call
+    if stream.is_some() {
+        event_args(&mut call, &commit.events)?;
+    }
+    Ok(call)
+}
+
+/// Adds `events` to a script's arguments, four per event (see outbox.lua).
+pub(super) fn event_args(
+    call: &mut redis::ScriptInvocation<'_>,
+    events: &[Event],
+) -> Result<(), StoreError> {
+    for event in events {
+        let body = serde_json::to_string(event).map_err(|e| StoreError::Other(e.to_string()))?;
+        call.arg(&event.id)
+            .arg(event.kind.as_str())
+            .arg(&event.body.upload.id)
+            .arg(body);
+    }
+    Ok(())
 }
 
 /// A committed part as stored: field `p:<n>`, value `<size> <etag>`.
@@ -104,8 +137,8 @@ fn decode_part(id: &UploadId, field: &str, value: &str) -> Result<PartRecord, St
 /// Upload state in Redis.
 #[derive(Clone)]
 pub struct RedisState {
-    conn: RedisConn,
-    prefix: String,
+    pub(super) conn: RedisConn,
+    pub(super) prefix: String,
 }
 
 impl RedisState {
@@ -119,6 +152,22 @@ impl RedisState {
 
     fn keys(&self, id: &UploadId) -> Keys {
         Keys::new(&self.prefix, id)
+    }
+
+    /// The outbox stream, when scripts may write it: not on a Cluster,
+    /// where it lives on another slot than the upload's keys.
+    fn script_stream(&self) -> Option<String> {
+        (!self.conn.is_cluster()).then(|| self.stream())
+    }
+
+    /// On a Cluster, writes the events a script could not.
+    async fn announce_after(&self, events: &[Event]) -> Result<(), StoreError> {
+        if self.conn.is_cluster() {
+            for event in events {
+                self.xadd(&self.stream(), event, None).await?;
+            }
+        }
+        Ok(())
     }
 
     fn index(&self) -> String {
@@ -171,7 +220,7 @@ fn decode(id: &UploadId, fields: Vec<Option<String>>) -> Result<Option<UploadInf
 
 #[async_trait]
 impl StateStore for RedisState {
-    async fn create(&self, info: &UploadInfo) -> Result<(), StoreError> {
+    async fn create(&self, info: &UploadInfo, events: &[Event]) -> Result<(), StoreError> {
         let fixed = Fixed {
             max_length: info.max_length,
             part_size: info.part_size,
@@ -198,19 +247,26 @@ impl StateStore for RedisState {
         if let Some(at) = info.expires_at {
             self.index_add(&info.id, at).await?;
         }
+        let stream = self.script_stream();
         let mut call = CREATE_SCRIPT.key(self.keys(&info.id).info);
+        if let Some(stream) = &stream {
+            call.key(stream);
+        }
+        call.arg(fields.len() * 2);
         for (field, value) in &fields {
             call.arg(*field).arg(value);
+        }
+        if stream.is_some() {
+            event_args(&mut call, events)?;
         }
         let created: bool = call
             .invoke_async(&mut self.conn.clone())
             .await
             .map_err(store_error)?;
-        if created {
-            Ok(())
-        } else {
-            Err(StoreError::Other(format!("upload {} exists", info.id)))
+        if !created {
+            return Err(StoreError::Exists(format!("upload {}", info.id)));
         }
+        self.announce_after(events).await
     }
 
     async fn get(&self, id: &UploadId) -> Result<Option<UploadInfo>, StoreError> {
@@ -265,13 +321,14 @@ impl StateStore for RedisState {
         lock_token: &LockToken,
         commit: Commit,
     ) -> Result<(), CommitError> {
-        let call = commit_call(&self.keys(id), lock_token, &commit);
+        let stream = self.script_stream();
+        let call = commit_call(&self.keys(id), stream.as_deref(), lock_token, &commit)?;
         let outcome: String = call
             .invoke_async(&mut self.conn.clone())
             .await
             .map_err(store_error)?;
         match outcome.as_str() {
-            "OK" => Ok(()),
+            "OK" => Ok(self.announce_after(&commit.events).await?),
             "LOCK" => Err(CommitError::LockLost),
             "GONE" => Err(CommitError::NotFound),
             "CONFLICT" => Err(CommitError::Conflict),
@@ -281,14 +338,20 @@ impl StateStore for RedisState {
         }
     }
 
-    async fn remove(&self, id: &UploadId) -> Result<(), StoreError> {
+    async fn remove(&self, id: &UploadId, events: &[Event]) -> Result<(), StoreError> {
         let keys = self.keys(id);
-        let () = self
-            .conn
-            .clone()
-            .del(&[keys.info, keys.tail])
+        let stream = self.script_stream();
+        let mut call = REMOVE_SCRIPT.key(keys.info);
+        call.key(keys.tail);
+        if let Some(stream) = &stream {
+            call.key(stream);
+            event_args(&mut call, events)?;
+        }
+        let _: i64 = call
+            .invoke_async(&mut self.conn.clone())
             .await
             .map_err(store_error)?;
+        self.announce_after(events).await?;
         self.unindex(id).await
     }
 

@@ -76,6 +76,7 @@ impl Progress {
                 record: part.record,
                 consumes_tail: part.consumes_tail,
             },
+            events: Vec::new(),
         }
     }
 

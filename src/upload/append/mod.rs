@@ -31,7 +31,9 @@ mod verify;
 pub use verify::{TrailerSlot, Verify};
 
 use super::access::{Action, Caller};
+use super::error::HookRefusal;
 use super::model::{UploadId, UploadInfo, UploadState};
+use super::notify::ProgressHook;
 use super::plan;
 use super::ports::{Change, Commit, LockGuard};
 use super::{Error, Result, SizeExceeded, UploadService};
@@ -91,9 +93,10 @@ impl UploadService {
             });
         };
         let (service, id) = (self.clone(), id.clone());
+        let progress = ProgressHook::new(self.clone(), caller.clone(), request.offset);
         let work = async move {
             let _slot = slot;
-            service.append_here(&id, request).await
+            service.append_here(&id, request, progress).await
         };
         // The request's span goes along, so its log lines carry its id.
         tokio::spawn(tracing::Instrument::in_current_span(work))
@@ -101,9 +104,18 @@ impl UploadService {
             .map_err(|e| Error::Internal(format!("append task failed: {e}")))?
     }
 
-    async fn append_here(&self, id: &UploadId, request: AppendRequest) -> Result<UploadInfo> {
+    async fn append_here(
+        &self,
+        id: &UploadId,
+        request: AppendRequest,
+        mut progress: ProgressHook,
+    ) -> Result<UploadInfo> {
         let guard = self.locker.acquire(id, self.limits.lock_wait).await?;
-        let mut result = self.append_locked(id, &guard, request).await;
+        let mut result = self.append_locked(id, &guard, request, &mut progress).await;
+        if let Some(answer) = progress.stopped() {
+            // The lock is still held, as removing asks.
+            result = self.stop_upload(id, progress.caller(), answer).await;
+        }
         if let Ok(info) = &mut result
             && let Err(e) = self.touch(info).await
         {
@@ -119,6 +131,7 @@ impl UploadService {
         id: &UploadId,
         guard: &LockGuard,
         request: AppendRequest,
+        hook: &mut ProgressHook,
     ) -> Result<UploadInfo> {
         let mut info = self.get(id).await?;
         admit(&info, &request)?;
@@ -126,14 +139,35 @@ impl UploadService {
             self.declare_length(guard, &mut info, length).await?;
         }
         if info.state == UploadState::Receiving {
-            let received = self.receive(guard, &info, request).await;
+            let received = self.receive(guard, &info, request, hook).await;
+            hook.report(&info, received.progress.offset, true);
             info.offset = received.progress.offset;
             received.result?;
         }
+        if hook.stop.is_cancelled() {
+            return Ok(info);
+        }
         if info.all_bytes_received() {
-            info = self.finish(guard, info).await?;
+            info = self.finish(guard, info, hook.caller()).await?;
         }
         Ok(info)
+    }
+
+    /// Ends an upload the application stopped with post-receive: it is
+    /// terminated, and the client is told why.
+    async fn stop_upload(
+        &self,
+        id: &UploadId,
+        caller: &Caller,
+        answer: Option<super::access::Answer>,
+    ) -> Result<UploadInfo> {
+        tracing::info!(upload = %id, "the application stopped this upload");
+        match self.state.get(id).await? {
+            Some(info) => self.remove_upload(&info, Some(caller)).await?,
+            None => return Err(Error::NotFound),
+        }
+        super::bump(&self.counters.uploads_terminated);
+        Err(HookRefusal::UploadStopped(answer).into())
     }
 
     /// Sets the length of a deferred upload (or accepts it again unchanged).
@@ -163,6 +197,7 @@ impl UploadService {
             expected_tail_len: plan::tail_len(info.offset, info.part_size),
             new_offset: info.offset,
             change: Change::SetLength(length),
+            events: Vec::new(),
         };
         self.state.commit(&info.id, guard.token(), commit).await?;
         info.length = Some(length);

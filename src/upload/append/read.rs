@@ -9,6 +9,7 @@ use super::commit::PartJob;
 use super::verify::Verifier;
 use super::{BodyError, BodyStream};
 use crate::upload::model::{PartNumber, UploadInfo};
+use crate::upload::notify::ProgressHook;
 use crate::upload::plan::{self, Cutter, Piece};
 use crate::upload::ports::LockGuard;
 use crate::upload::{Error, SizeExceeded, UploadService};
@@ -16,6 +17,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use std::sync::atomic::Ordering;
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 /// Why reading the body stopped.
 pub(super) enum Ended {
@@ -37,6 +39,8 @@ pub(super) enum Cut {
     Takeover,
     /// The server is shutting down.
     Shutdown,
+    /// The application's post-receive hook asked to stop the upload.
+    Stopped,
 }
 
 impl Cut {
@@ -52,6 +56,7 @@ impl Cut {
                 tracing::info!(upload = %id, "released the upload to another request")
             }
             Self::Shutdown => tracing::info!(upload = %id, "shutting down; keeping what arrived"),
+            Self::Stopped => tracing::info!(upload = %id, "the application stopped the upload"),
         }
     }
 }
@@ -94,9 +99,11 @@ impl<'a> Reader<'a> {
         body: &mut BodyStream,
         parts: &mpsc::Sender<PartJob>,
         verifier: &mut Option<Verifier>,
+        hook: &mut ProgressHook,
     ) -> Ended {
         loop {
-            let chunk = match self.next_chunk(body).await {
+            hook.report(self.upload, self.cutter.position(), false);
+            let chunk = match self.next_chunk(body, &hook.stop).await {
                 Ok(Some(chunk)) => chunk,
                 Ok(None) => return Ended::Complete,
                 Err(ended) => return ended,
@@ -114,7 +121,11 @@ impl<'a> Reader<'a> {
     }
 
     /// The next chunk, `None` at the end of the body, or why to stop.
-    async fn next_chunk(&self, body: &mut BodyStream) -> Result<Option<Bytes>, Ended> {
+    async fn next_chunk(
+        &self,
+        body: &mut BodyStream,
+        stop: &CancellationToken,
+    ) -> Result<Option<Bytes>, Ended> {
         let service = self.service;
         let next = tokio::select! {
             biased;
@@ -123,6 +134,7 @@ impl<'a> Reader<'a> {
                 return Err(Ended::Cut(Cut::Takeover));
             }
             () = service.stopping.cancelled() => return Err(Ended::Cut(Cut::Shutdown)),
+            () = stop.cancelled() => return Err(Ended::Cut(Cut::Stopped)),
             next = tokio::time::timeout(service.limits.body_idle_timeout, body.next()) => next,
         };
         match next {

@@ -7,6 +7,7 @@ use super::commit::{Progress, Report, commit_parts};
 use super::read::{Ended, Reader};
 use super::verify::{Verdict, Verifier};
 use crate::upload::model::UploadInfo;
+use crate::upload::notify::ProgressHook;
 use crate::upload::ports::{Change, Commit, LockGuard};
 use crate::upload::{Error, UploadService};
 use bytes::BytesMut;
@@ -19,6 +20,7 @@ impl UploadService {
         guard: &LockGuard,
         info: &UploadInfo,
         mut request: AppendRequest,
+        hook: &mut ProgressHook,
     ) -> Received {
         let start = Progress::at(info.offset, info.part_size);
         let ctx = match self.commit_ctx(guard, info) {
@@ -37,7 +39,9 @@ impl UploadService {
         let committing = commit_parts(ctx, jobs, start, verdict_rx);
         let committer = tokio::spawn(tracing::Instrument::in_current_span(committing));
         let mut reader = Reader::new(self, guard, info, request.content_length);
-        let ended = reader.read(&mut request.body, &parts, &mut verifier).await;
+        let ended = reader
+            .read(&mut request.body, &parts, &mut verifier, hook)
+            .await;
         // Its budget share stays held until the bytes are committed.
         let (pending, _budget) = reader.buffer.into_new_bytes();
         drop(parts);
@@ -96,6 +100,7 @@ impl UploadService {
             expected_tail_len: progress.tail,
             new_offset: progress.offset + pending.len() as u64,
             change: Change::AppendTail(pending.freeze()),
+            events: Vec::new(),
         };
         let after = Progress::after(&commit);
         match self.state.commit(&info.id, guard.token(), commit).await {

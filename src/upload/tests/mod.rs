@@ -54,6 +54,7 @@ pub(super) fn bare_service(dir: &std::path::Path) -> (UploadService, LocalObject
         max_active_appends: 64,
         assembly_in_flight: 3,
         reap_batch: 100,
+        progress_interval: Duration::from_secs(1),
     };
     let locker = LocalLocker::new();
     let service = UploadService::new(
@@ -77,7 +78,7 @@ pub(super) fn body(chunks: Vec<Vec<u8>>, then_fail: bool) -> BodyStream {
 }
 
 /// A new upload of `length` bytes (`None`: deferred), without metadata.
-pub(super) async fn new_upload(service: &UploadService, length: Option<u64>) -> UploadInfo {
+pub(super) async fn new_upload(service: &Arc<UploadService>, length: Option<u64>) -> UploadInfo {
     service
         .create(
             &anyone(),

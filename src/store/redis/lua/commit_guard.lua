@@ -1,8 +1,10 @@
 -- The guard every commit runs first: the compare-and-set that lets only the
 -- lock's owner move an upload on from the offset and tail it last saw.
--- KEYS[1] the upload's record (hash), KEYS[2] its tail, KEYS[3] its lock
+-- KEYS[1] the upload's record (hash), KEYS[2] its tail, KEYS[3] its lock,
+-- KEYS[4] the outbox stream (absent on a Cluster)
 -- ARGV[1] lock token, ARGV[2] expected offset, ARGV[3] expected tail length,
--- ARGV[4] new offset; the change's own arguments follow from ARGV[5].
+-- ARGV[4] new offset; the change's own arguments follow from ARGV[5], and
+-- the events (see outbox.lua) after them.
 -- Replies 'LOCK' (not the owner), 'GONE' (no record), 'CONFLICT' (offset or
 -- tail moved) before changing anything; otherwise the change below runs and
 -- the reply is 'OK'.

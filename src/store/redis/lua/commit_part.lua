@@ -4,4 +4,5 @@
 redis.call('HSET', KEYS[1], 'p:' .. ARGV[5], ARGV[6])
 if ARGV[7] == '1' then redis.call('DEL', KEYS[2]) end
 redis.call('HSET', KEYS[1], 'offset', ARGV[4])
+announce(KEYS[4], 8)
 return 'OK'
