@@ -20,6 +20,7 @@ use std::time::Duration;
 mod access;
 mod extensions;
 mod faults;
+mod hooks;
 
 pub(super) const PART: u64 = 1024;
 
