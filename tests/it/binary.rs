@@ -2,7 +2,7 @@
 //! commits what arrived and exits promptly, and a restarted process picks the
 //! upload up where it stood.
 
-use crate::helpers::{MIB, data, header_u64, location, stalled_patch};
+use crate::helpers::{MIB, TestApp, data, header_u64, location, stalled_patch};
 use crate::servers::free_port;
 use reqwest::StatusCode;
 use std::ffi::OsStr;
@@ -122,4 +122,36 @@ async fn sigterm_commits_in_flight_bytes_and_a_restart_resumes() {
     assert!(stored == bytes, "object matches");
     let _ = server.kill();
     let _ = server.wait();
+}
+
+/// The `partway` binary against the same stores as `app`, listening on
+/// `port`, with `args` more.
+pub async fn launch_like(app: &TestApp, port: u16, args: &[&str]) -> std::process::Child {
+    let partway::config::Backend::S3 {
+        s3,
+        key_prefix,
+        redis_url,
+        redis_prefix,
+        ..
+    } = &app.settings.backend
+    else {
+        panic!("not an S3 app");
+    };
+    let (key, secret) = s3.credentials.clone().expect("test credentials");
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_partway"))
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(["--s3-bucket", &s3.bucket, "--s3-region", "us-east-1"])
+        .args(["--s3-endpoint", s3.endpoint.as_deref().expect("endpoint")])
+        .args(["--s3-force-path-style", "--s3-prefix", key_prefix])
+        .args(["--redis-url", redis_url, "--redis-prefix", redis_prefix])
+        .args(["--part-size", "5MiB"])
+        .args(args)
+        .env("AWS_ACCESS_KEY_ID", key)
+        .env("AWS_SECRET_ACCESS_KEY", secret)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("partway starts");
+    crate::binary::ready(port).await;
+    child
 }

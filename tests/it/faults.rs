@@ -96,41 +96,11 @@ async fn a_redis_crash_gets_503_and_everything_recovers_after_it() {
     app.assert_object(&url, &bytes).await;
 }
 
-/// The `partway` binary against the same stores as `app`, listening.
-async fn launch_like(app: &TestApp, port: u16) -> std::process::Child {
-    let Backend::S3 {
-        s3,
-        key_prefix,
-        redis_url,
-        redis_prefix,
-        ..
-    } = &app.settings.backend
-    else {
-        panic!("not an S3 app");
-    };
-    let (key, secret) = s3.credentials.clone().expect("test credentials");
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_partway"))
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .args(["--s3-bucket", &s3.bucket, "--s3-region", "us-east-1"])
-        .args(["--s3-endpoint", s3.endpoint.as_deref().expect("endpoint")])
-        .args(["--s3-force-path-style", "--s3-prefix", key_prefix])
-        .args(["--redis-url", redis_url, "--redis-prefix", redis_prefix])
-        .args(["--part-size", "5MiB"])
-        .env("AWS_ACCESS_KEY_ID", key)
-        .env("AWS_SECRET_ACCESS_KEY", secret)
-        .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("partway starts");
-    crate::binary::ready(port).await;
-    child
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_instance_loses_no_acknowledged_byte_and_another_one_finishes() {
     let app = TestApp::spawn().await;
     let port = free_port();
-    let mut doomed = launch_like(&app, port).await;
+    let mut doomed = crate::binary::launch_like(&app, port, &[]).await;
     let bytes = data(13 * MIB + 1, 71);
     let url = app.create(Some(bytes.len() as u64)).await;
     let url_doomed = format!(
@@ -182,7 +152,7 @@ async fn a_killed_instance_loses_no_acknowledged_byte_and_another_one_finishes()
 async fn sigterm_under_load_commits_every_patch_in_flight_and_exits() {
     let app = TestApp::spawn().await;
     let port = free_port();
-    let server = launch_like(&app, port).await;
+    let server = crate::binary::launch_like(&app, port, &[]).await;
     // Six PATCHes in flight, each stalled after sending part of its body.
     let mut uploads = Vec::new();
     for i in 0..6 {
