@@ -17,20 +17,17 @@ pub mod metered;
 use crate::upload::{Counters as CoreCounters, UploadService};
 use family::{Counters, Histograms, Meta, single};
 use std::sync::Arc;
+use crate::upload::events::HookKind;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 /// The hook types tusd counts (its counters start at 0 for each), and the
 /// access hook's.
-const HOOK_TYPES: &[&str] = &[
-    "pre-create",
-    "post-create",
-    "post-receive",
-    "pre-finish",
-    "post-finish",
-    "pre-terminate",
-    "post-terminate",
-    "pre-access",
-];
+fn hook_types() -> impl Iterator<Item = &'static str> {
+    HookKind::ALL
+        .into_iter()
+        .map(HookKind::as_str)
+        .chain(["pre-access"])
+}
 
 /// The registry of one partway.
 pub struct Metrics {
@@ -60,7 +57,7 @@ impl Metrics {
                 help,
                 labels: &["hooktype"],
             });
-            for hook in HOOK_TYPES {
+            for hook in hook_types() {
                 family.add(&[hook], 0);
             }
             family

@@ -246,7 +246,10 @@ async fn a_failed_pre_finish_is_retried_and_post_finish_arrives_once() {
         .collect();
     let metrics = crate::metrics::Scrape::of(&format!("http://{}/metrics", app.addr)).await;
     let pre_finish = [("hooktype", "pre-finish")];
-    assert_eq!(metrics.get("partway_hook_invocations_total", &pre_finish), 2.0);
+    assert_eq!(
+        metrics.get("partway_hook_invocations_total", &pre_finish),
+        2.0
+    );
     assert_eq!(metrics.get("partway_hook_errors_total", &pre_finish), 1.0);
     assert!(metrics.get("partway_outbox_delivered_total", &[]) >= 2.0);
     assert_eq!(metrics.get("partway_outbox_dead_lettered_total", &[]), 0.0);
