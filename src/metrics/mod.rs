@@ -14,10 +14,10 @@ mod family;
 pub mod layer;
 pub mod metered;
 
+use crate::upload::events::HookKind;
 use crate::upload::{Counters as CoreCounters, UploadService};
 use family::{Counters, Histograms, Meta, single};
 use std::sync::Arc;
-use crate::upload::events::HookKind;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 /// The hook types tusd counts (its counters start at 0 for each), and the
