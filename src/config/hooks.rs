@@ -109,3 +109,56 @@ impl HookFlags {
         Ok(settings)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+    use crate::upload::events::HookKind;
+    use clap::Parser;
+    use std::time::Duration;
+
+    fn settings(args: &[&str]) -> Result<crate::hook::HookSettings, String> {
+        let mut argv = vec!["partway"];
+        argv.extend_from_slice(args);
+        let config = Config::try_parse_from(argv).map_err(|e| e.to_string())?;
+        config.validate().map(|s| s.hooks)
+    }
+
+    #[test]
+    fn tusds_defaults_and_flags() {
+        let plain = settings(&[]).expect("valid");
+        assert_eq!(plain.enabled, crate::hook::HookSettings::DEFAULT_EVENTS);
+        assert!(!plain.sends() && !plain.outbox);
+        let set = settings(&[
+            "--hooks-http",
+            "http://127.0.0.1:9/hooks",
+            "--hooks-enabled-events",
+            "pre-finish,post-finish",
+            "--hooks-http-forward-headers",
+            "Authorization,X-Tenant",
+            "--hooks-http-retry",
+            "5",
+            "--hooks-retry-for",
+            "2h",
+            "--progress-hooks-interval",
+            "2s",
+        ])
+        .expect("valid");
+        assert!(set.sends());
+        assert_eq!(set.enabled, [HookKind::PreFinish, HookKind::PostFinish]);
+        assert_eq!(set.forward_headers, ["Authorization", "X-Tenant"]);
+        assert_eq!(set.retry, 5);
+        assert_eq!(set.retry_for, Duration::from_secs(7200));
+        assert_eq!(set.progress_interval, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn refusals_name_the_flag() {
+        let err = |args: &[&str]| settings(args).expect_err("invalid");
+        assert!(err(&["--hooks-enabled-events", "post-access"]).contains("--hooks-enabled-events"));
+        assert!(err(&["--hooks-http", "ftp://x"]).contains("--hooks-http"));
+        let both = err(&["--hooks-http", "http://x", "--hooks-dir", "/tmp"]);
+        assert!(both.contains("not both"), "{both}");
+        assert!(err(&["--hooks-signing-secret", "/k"]).contains("--hooks-http"));
+    }
+}
