@@ -306,15 +306,7 @@ impl Builder {
             .as_ref()
             .map(crate::tls::acceptor)
             .transpose()?;
-        let limits = Limits {
-            expire_after: settings.expire_after,
-            expired_gone: settings.expired_gone,
-            buffer_budget_kib: Limits::budget_kib(settings.max_buffer),
-            max_active_appends: settings.max_active_uploads,
-            resume_grace: resume_grace(settings),
-            progress_interval: settings.hooks.progress_interval,
-            ..Limits::new(settings.part_size, settings.max_size)
-        };
+        let limits = limits(settings);
         let metrics = (settings.metrics != MetricsAt::Off).then(|| Arc::new(Metrics::new()));
         let built_in = auth::build(&settings.auth, metrics.clone()).await?;
         let authorizer = match (built_in, self.authorizer) {
@@ -328,7 +320,11 @@ impl Builder {
             Some(authorizer) => service.with_authorizer(authorizer),
             None => service,
         };
-        let delivers = self.app.is_some() || settings.hooks.sends();
+        let delivery = settings.hooks.sends() || self.app.is_some();
+        let delivery = delivery.then(|| DeliveryConfig {
+            retry_for: settings.hooks.retry_for,
+            ..DeliveryConfig::default()
+        });
         let app = match self.app {
             Some(app) => Some(app),
             None => crate::hook::build(&settings.hooks, metrics.clone())?,
@@ -340,10 +336,6 @@ impl Builder {
             .recover()
             .await
             .map_err(|e| format!("cannot recover the outbox: {e}"))?;
-        let delivery = delivers.then(|| DeliveryConfig {
-            retry_for: settings.hooks.retry_for,
-            ..DeliveryConfig::default()
-        });
         Ok(Partway {
             service: Arc::new(service),
             http: HttpConfig {
@@ -444,6 +436,19 @@ fn redis_tls(ca_file: Option<&Path>) -> Result<Option<redis::TlsCertificates>, S
         client_tls: None,
         root_cert: Some(pem),
     }))
+}
+
+/// The core's limits, as the settings give them.
+fn limits(settings: &Settings) -> Limits {
+    Limits {
+        expire_after: settings.expire_after,
+        expired_gone: settings.expired_gone,
+        buffer_budget_kib: Limits::budget_kib(settings.max_buffer),
+        max_active_appends: settings.max_active_uploads,
+        resume_grace: resume_grace(settings),
+        progress_interval: settings.hooks.progress_interval,
+        ..Limits::new(settings.part_size, settings.max_size)
+    }
 }
 
 /// How long past its expiry a token may resume its own upload: as set, or

@@ -133,25 +133,16 @@ pub async fn outbox<S: StateStore + Outbox>(store: &S, locker: &dyn Locker, shar
         "each change's events, in order, and none of a refused commit"
     );
     outbox_delivers_and_replays(store, &id, &finished).await;
-    assert!(
-        store
-            .lease("holder-a", Duration::from_secs(5))
-            .await
-            .expect("lease")
-    );
-    assert!(
-        store
-            .lease("holder-a", Duration::from_secs(5))
-            .await
-            .expect("renew")
-    );
+    lease_is_held_by_one(store, shared).await;
+}
+
+/// The lease is taken and renewed; with `shared`, by one holder at a time.
+async fn lease_is_held_by_one<S: Outbox>(store: &S, shared: bool) {
+    let ttl = Duration::from_secs(5);
+    assert!(store.lease("holder-a", ttl).await.expect("lease"));
+    assert!(store.lease("holder-a", ttl).await.expect("renew"));
     if shared {
-        assert!(
-            !store
-                .lease("holder-b", Duration::from_secs(5))
-                .await
-                .expect("lease")
-        );
+        assert!(!store.lease("holder-b", ttl).await.expect("lease"));
     }
 }
 

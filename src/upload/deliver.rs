@@ -7,8 +7,10 @@
 //! reads the oldest undelivered events and sends, for each upload, only
 //! the first of its events (so post-create always precedes post-finish),
 //! several uploads at once. An event that fails is tried again with
-//! exponential backoff; one still failing [`DeliveryConfig::retry_for`]
-//! after it was written goes to the dead letters, counted and logged.
+//! exponential backoff, and as soon as any event is delivered again, the
+//! others are tried at once; one still failing
+//! [`DeliveryConfig::retry_for`] after it was written goes to the dead
+//! letters, counted and logged.
 //! A delivered event leaves the outbox.
 
 use super::events::Event;
@@ -150,11 +152,23 @@ impl Deliverer {
             lost = self.keep_lease() => { lost?; return Ok(false) }
             () = stop.cancelled() => return Ok(false),
         };
+        let mut any_delivered = false;
         for (pending, result) in results {
             match result {
-                Ok(()) => self.delivered(&pending).await?,
+                Ok(()) => {
+                    self.delivered(&pending).await?;
+                    any_delivered = true;
+                }
                 Err(e) => self.failed(&pending, &e.0).await?,
             }
+        }
+        if any_delivered {
+            // The application answers again: what waits for its backoff
+            // is tried at once, not minutes later.
+            let now = Instant::now();
+            self.tries
+                .values_mut()
+                .for_each(|t| t.next = t.next.min(now));
         }
         Ok(true)
     }

@@ -23,6 +23,8 @@ async fn uploads_concatenation_takeover_and_reaping_work_on_a_cluster() {
             *redis_url = seeds;
             *redis_cluster = true;
         }
+        // Durable events are written for an application that pulls them.
+        s.hooks.outbox = true;
     })
     .await;
 
@@ -124,6 +126,27 @@ async fn uploads_concatenation_takeover_and_reaping_work_on_a_cluster() {
             .await
             .map(|_: i64| ())
             .expect("ZADD");
+    }
+    // On a Cluster, each event follows its script: six uploads, each
+    // created then finished, in that order.
+    let entries: Vec<(String, std::collections::HashMap<String, String>)> = redis::cmd("XRANGE")
+        .arg(format!("{redis_prefix}events"))
+        .arg("-")
+        .arg("+")
+        .query_async(&mut conn)
+        .await
+        .expect("XRANGE");
+    let events: Vec<(String, String)> = entries
+        .into_iter()
+        .map(|(_, f)| (f["upload"].clone(), f["type"].clone()))
+        .collect();
+    assert_eq!(events.len(), 12, "{events:?}");
+    for (upload, kind) in events.iter().filter(|(_, k)| k == "post-finish") {
+        let created = events
+            .iter()
+            .position(|e| e.0 == *upload && e.1 == "post-create");
+        let finished = events.iter().position(|e| e.0 == *upload && e.1 == *kind);
+        assert!(created < finished, "{events:?}");
     }
     assert_eq!(app.reap_with_instances(2).await, partials.len());
     for url in &partials {

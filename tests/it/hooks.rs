@@ -408,3 +408,113 @@ async fn three_instances_deliver_one_outbox_through_a_kill_and_an_outage() {
             .all(|p| !p.contains("Upload keys"))
     );
 }
+
+/// A final upload whose client hung up before the answer is still
+/// assembled, and its post-finish still sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_final_upload_gets_its_post_finish_when_the_client_hangs_up() {
+    use tokio::io::AsyncWriteExt;
+    let (app, receiver) = hooked(|_| {}).await;
+    let mut partials = Vec::new();
+    for i in 0..3u64 {
+        let response = app
+            .post(Some(6 * MIB as u64), &[("Upload-Concat", "partial")])
+            .await;
+        let url = location(&response);
+        let patched = app.patch(&url, 0, data(6 * MIB, 40 + i)).await;
+        assert_eq!(patched.status(), StatusCode::NO_CONTENT);
+        partials.push(url);
+    }
+    let request = format!(
+        "POST /files/ HTTP/1.1\r\nHost: {}\r\nTus-Resumable: 1.0.0\r\nUpload-Concat: final;{}\r\n\
+         Content-Length: 0\r\n\r\n",
+        app.addr,
+        partials.join(" ")
+    );
+    let mut socket = tokio::net::TcpStream::connect(app.addr)
+        .await
+        .expect("connect");
+    socket.write_all(request.as_bytes()).await.expect("send");
+    drop(socket);
+    let is_final = |r: &Received| r.body["Event"]["Upload"]["IsFinal"] == json!(true);
+    receiver
+        .wait_for(30, |r| {
+            r.iter().any(|e| e.kind == "post-finish" && is_final(e))
+        })
+        .await;
+    let finish = receiver
+        .received()
+        .into_iter()
+        .find(|e| e.kind == "post-finish" && is_final(e));
+    let upload = &finish.expect("post-finish").body["Event"]["Upload"];
+    assert_eq!(upload["Offset"], json!(18 * MIB));
+    assert_eq!(upload["PartialUploads"].as_array().map(Vec::len), Some(3));
+}
+
+/// tusd's file hooks: an executable per hook in `--hooks-dir`, the event
+/// on stdin, the answer on stdout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hook_executables_decide_and_are_told() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("finished.log");
+    let scripts = [
+        (
+            "pre-create",
+            "#!/bin/sh\ncase \"$(cat)\" in *'\"filename\":\"no.bin\"'*) \
+             echo '{\"RejectUpload\": true}';; *) echo '{}';; esac\n"
+                .to_owned(),
+        ),
+        (
+            "post-finish",
+            format!(
+                "#!/bin/sh\ncat > /dev/null\necho \"$TUS_ID $TUS_OFFSET $HOOK_ID\" >> {}\n",
+                log.display()
+            ),
+        ),
+    ];
+    for (name, body) in &scripts {
+        let path = dir.path().join(name);
+        std::fs::write(&path, body).expect("script");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    let hooks = dir.path().to_owned();
+    let app = TestApp::spawn_with(move |s| s.hooks.dir = Some(hooks)).await;
+    let post = |filename: &str| {
+        let metadata = partway::protocol::metadata::Metadata::encode([(
+            "filename",
+            Some(filename.as_bytes()),
+        )]);
+        app.http
+            .post(app.endpoint())
+            .header("Tus-Resumable", "1.0.0")
+            .header("Upload-Length", "3")
+            .header("Upload-Metadata", metadata)
+            .send()
+    };
+    let refused = post("no.bin").await.expect("POST");
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    let created = post("yes.bin").await.expect("POST");
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let url = location(&created);
+    assert_eq!(
+        app.patch(&url, 0, b"abc".to_vec()).await.status(),
+        StatusCode::NO_CONTENT
+    );
+    let start = Instant::now();
+    let line = loop {
+        if let Ok(text) = std::fs::read_to_string(&log)
+            && !text.is_empty()
+        {
+            break text;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "post-finish never ran"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(&fields[..2], [id_of(&url), "3"]);
+    assert_eq!(fields[2].len(), 32, "the event id: {line}");
+}
