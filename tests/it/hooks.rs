@@ -45,6 +45,23 @@ async fn js_upload(app: &TestApp, bytes: &[u8], args: &[&str]) -> String {
     json["url"].as_str().expect("url").to_owned()
 }
 
+/// A POST of an upload of `length` bytes named `filename`.
+async fn post_named(
+    app: &TestApp,
+    filename: &str,
+    length: u64,
+) -> reqwest::Result<reqwest::Response> {
+    let metadata =
+        partway::protocol::metadata::Metadata::encode([("filename", Some(filename.as_bytes()))]);
+    app.http
+        .post(app.endpoint())
+        .header("Tus-Resumable", "1.0.0")
+        .header("Upload-Length", length.to_string())
+        .header("Upload-Metadata", metadata)
+        .send()
+        .await
+}
+
 fn kinds(received: &[Received]) -> Vec<&str> {
     received.iter().map(|r| r.kind.as_str()).collect()
 }
@@ -157,18 +174,7 @@ async fn pre_create_rejects_renames_and_never_opens_the_door() {
             _ => None,
         }
     });
-    let post = |filename: &str| {
-        let metadata = partway::protocol::metadata::Metadata::encode([(
-            "filename",
-            Some(filename.as_bytes()),
-        )]);
-        app.http
-            .post(app.endpoint())
-            .header("Tus-Resumable", "1.0.0")
-            .header("Upload-Length", "5")
-            .header("Upload-Metadata", metadata)
-            .send()
-    };
+    let post = |filename: &'static str| post_named(&app, filename, 5);
     let rejected = post("reject.bin").await.expect("POST");
     assert_eq!(rejected.status(), StatusCode::FORBIDDEN);
     assert_eq!(header_str(&rejected, "x-reason"), Some("quota"));
@@ -480,18 +486,7 @@ async fn hook_executables_decide_and_are_told() {
     }
     let hooks = dir.path().to_owned();
     let app = TestApp::spawn_with(move |s| s.hooks.dir = Some(hooks)).await;
-    let post = |filename: &str| {
-        let metadata = partway::protocol::metadata::Metadata::encode([(
-            "filename",
-            Some(filename.as_bytes()),
-        )]);
-        app.http
-            .post(app.endpoint())
-            .header("Tus-Resumable", "1.0.0")
-            .header("Upload-Length", "3")
-            .header("Upload-Metadata", metadata)
-            .send()
-    };
+    let post = |filename: &'static str| post_named(&app, filename, 3);
     let refused = post("no.bin").await.expect("POST");
     assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
     let created = post("yes.bin").await.expect("POST");
