@@ -11,7 +11,7 @@ use crate::receiver::{Received, Receiver};
 use crate::servers::free_port;
 use partway::upload::events::HookKind;
 use reqwest::StatusCode;
-use serde_json::json;
+use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -437,21 +437,23 @@ async fn a_final_upload_gets_its_post_finish_when_the_client_hangs_up() {
         app.addr,
         partials.join(" ")
     );
+    // The cut comes while the final is being made: once its pre-create is
+    // sent, which the receiver answers a second late.
+    let is_final = |r: &Value| r["Event"]["Upload"]["IsFinal"] == json!(true);
+    receiver.delay(move |r| is_final(r).then_some(Duration::from_secs(1)));
     let mut socket = tokio::net::TcpStream::connect(app.addr)
         .await
         .expect("connect");
     socket.write_all(request.as_bytes()).await.expect("send");
+    let asked = |r: &[Received]| {
+        r.iter()
+            .any(|e| e.kind == "pre-create" && is_final(&e.body))
+    };
+    receiver.wait_for(20, asked).await;
     drop(socket);
-    let is_final = |r: &Received| r.body["Event"]["Upload"]["IsFinal"] == json!(true);
-    receiver
-        .wait_for(30, |r| {
-            r.iter().any(|e| e.kind == "post-finish" && is_final(e))
-        })
-        .await;
-    let finish = receiver
-        .received()
-        .into_iter()
-        .find(|e| e.kind == "post-finish" && is_final(e));
+    let finished = |e: &Received| e.kind == "post-finish" && is_final(&e.body);
+    receiver.wait_for(30, |r| r.iter().any(finished)).await;
+    let finish = receiver.received().into_iter().find(finished);
     let upload = &finish.expect("post-finish").body["Event"]["Upload"];
     assert_eq!(upload["Offset"], json!(18 * MIB));
     assert_eq!(upload["PartialUploads"].as_array().map(Vec::len), Some(3));

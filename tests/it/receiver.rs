@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// One hook request as received.
 #[derive(Debug, Clone)]
@@ -32,6 +32,8 @@ struct Inner {
     /// While set, every request gets 503 and is not recorded.
     down: bool,
     rules: Vec<Rule>,
+    /// How long to wait before answering a request, if at all.
+    delays: Vec<Box<dyn Fn(&Value) -> Option<Duration> + Send + Sync>>,
     secret: Option<Vec<u8>>,
 }
 
@@ -60,6 +62,11 @@ impl Receiver {
         rule: impl Fn(&Value) -> Option<(StatusCode, Value)> + Send + Sync + 'static,
     ) {
         self.lock().rules.push(Box::new(rule));
+    }
+
+    /// Waits before answering when `delay` says how long.
+    pub fn delay(&self, delay: impl Fn(&Value) -> Option<Duration> + Send + Sync + 'static) {
+        self.lock().delays.push(Box::new(delay));
     }
 
     /// Checks every request's signature with `secret`.
@@ -112,11 +119,26 @@ async fn answer(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
+    let delay = serde_json::from_slice::<Value>(&body)
+        .ok()
+        .and_then(|request| {
+            let inner = receiver.lock();
+            inner.delays.iter().find_map(|d| d(&request))
+        });
+    // Recorded on arrival, answered after the delay.
+    let response = record_and_answer(&receiver, &headers, &body);
+    if let Some(delay) = delay {
+        tokio::time::sleep(delay).await;
+    }
+    response
+}
+
+fn record_and_answer(receiver: &Receiver, headers: &HeaderMap, body: &[u8]) -> Response {
     let mut inner = receiver.lock();
     if inner.down {
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
     }
-    let Ok(request) = serde_json::from_slice::<Value>(&body) else {
+    let Ok(request) = serde_json::from_slice::<Value>(body) else {
         inner.problems.push("a body that is not JSON".into());
         return StatusCode::BAD_REQUEST.into_response();
     };
@@ -135,7 +157,7 @@ async fn answer(
     }
     if let Some(secret) = &inner.secret {
         let ts: u64 = header("hook-timestamp").parse().unwrap_or(0);
-        let expected = partway::hook::client::signature(secret, ts, &body);
+        let expected = partway::hook::client::signature(secret, ts, body);
         if header("hook-signature") != expected {
             problems.push("a bad signature".into());
         }
