@@ -21,6 +21,9 @@ pub struct Received {
     pub at: Instant,
 }
 
+/// How long the receiver waits before it answers a request, if at all.
+pub type Delay = Box<dyn Fn(&Value) -> Option<Duration> + Send + Sync>;
+
 /// How the receiver answers a request: `None` for `{}`.
 pub type Rule = Box<dyn Fn(&Value) -> Option<(StatusCode, Value)> + Send + Sync>;
 
@@ -33,7 +36,7 @@ struct Inner {
     down: bool,
     rules: Vec<Rule>,
     /// How long to wait before answering a request, if at all.
-    delays: Vec<Box<dyn Fn(&Value) -> Option<Duration> + Send + Sync>>,
+    delays: Vec<Delay>,
     secret: Option<Vec<u8>>,
 }
 
