@@ -582,4 +582,56 @@ mod tests {
         let created = partway.router().oneshot(post("ada")).await.expect("answer");
         assert_eq!(created.status(), axum::http::StatusCode::CREATED);
     }
+
+    #[tokio::test]
+    async fn an_embedders_hooks_decide_and_are_told() {
+        use crate::hook::Callbacks;
+        use crate::upload::events::{HookKind, Verdict};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (told, mut events) = tokio::sync::mpsc::unbounded_channel();
+        let hooks = Callbacks::new()
+            .on(HookKind::PreCreate, |event| async move {
+                let small = event.body.upload.size < 3;
+                Ok(Verdict {
+                    reject_upload: small,
+                    ..Verdict::default()
+                })
+            })
+            .subscribe(move |event| {
+                let told = told.clone();
+                async move {
+                    let _ = told.send((event.kind, event.body.upload.id));
+                    Ok(())
+                }
+            });
+        let partway = Partway::builder()
+            .data_dir(dir.path())
+            .hooks(Arc::new(hooks))
+            .build()
+            .await
+            .expect("builds");
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}/files/", listener.local_addr().expect("addr"));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let serving = tokio::spawn(partway.serve(listener, async move {
+            let _ = stopped.await;
+        }));
+        let post = |length: &str| {
+            reqwest::Client::new()
+                .post(&url)
+                .header("tus-resumable", "1.0.0")
+                .header("upload-length", length)
+                .send()
+        };
+        let refused = post("2").await.expect("POST");
+        assert_eq!(refused.status(), reqwest::StatusCode::BAD_REQUEST);
+        let created = post("3").await.expect("POST");
+        assert_eq!(created.status(), reqwest::StatusCode::CREATED);
+        let (kind, id) = events.recv().await.expect("an event");
+        assert_eq!(kind, HookKind::PostCreate);
+        let location = created.headers()["location"].to_str().expect("location");
+        assert!(location.ends_with(&id), "{location} {id}");
+        let _ = stop.send(());
+        serving.await.expect("served").expect("serve");
+    }
 }

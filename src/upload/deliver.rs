@@ -7,14 +7,15 @@
 //! reads the oldest undelivered events and sends, for each upload, only
 //! the first of its events (so post-create always precedes post-finish),
 //! several uploads at once. An event that fails is tried again with
-//! exponential backoff, and as soon as any event is delivered again, the
-//! others are tried at once; one still failing
+//! exponential backoff; while all wait, the oldest probes the application
+//! every few seconds, and as soon as any event is delivered again, the
+//! others are tried at once. One still failing
 //! [`DeliveryConfig::retry_for`] after it was written goes to the dead
 //! letters, counted and logged.
 //! A delivered event leaves the outbox.
 
 use super::events::Event;
-use super::model::now_secs;
+use super::model::now_millis;
 use super::ports::{Outbox, Pending};
 use super::{UploadService, bump};
 use futures_util::StreamExt;
@@ -40,6 +41,9 @@ pub struct DeliveryConfig {
     pub concurrency: usize,
     /// The longest wait between two tries of one event.
     pub max_backoff: Duration,
+    /// While every event waits out a backoff, the oldest is tried this
+    /// often anyway: when it is delivered, the rest follow at once.
+    pub probe: Duration,
 }
 
 impl Default for DeliveryConfig {
@@ -51,6 +55,7 @@ impl Default for DeliveryConfig {
             batch: 256,
             concurrency: 16,
             max_backoff: Duration::from_secs(300),
+            probe: Duration::from_secs(5),
         }
     }
 }
@@ -86,6 +91,8 @@ pub struct Deliverer {
     /// Who holds the lease: unique per process.
     holder: String,
     tries: HashMap<String, Tries>,
+    /// When an event was last sent.
+    last_probe: Instant,
 }
 
 impl Deliverer {
@@ -101,6 +108,7 @@ impl Deliverer {
             config,
             holder: super::events::new_event_id(),
             tries: HashMap::new(),
+            last_probe: Instant::now(),
         }
     }
 
@@ -132,10 +140,17 @@ impl Deliverer {
             return Ok(false);
         }
         let pending = self.outbox.pending(self.config.batch).await?;
-        let batch = ready(pending, &self.tries);
+        let oldest = pending.first().cloned();
+        let mut batch = ready(pending, &self.tries);
+        if batch.is_empty() && self.last_probe.elapsed() >= self.config.probe {
+            // Everything waits out a backoff: the oldest event probes
+            // whether the application answers again.
+            batch.extend(oldest);
+        }
         if batch.is_empty() {
             return Ok(false);
         }
+        self.last_probe = Instant::now();
         let app = self.service.app.clone();
         let sends = futures_util::stream::iter(batch)
             .map(|p| {
@@ -196,7 +211,7 @@ impl Deliverer {
         pending: &Pending,
         error: &str,
     ) -> Result<(), super::ports::StoreError> {
-        let age_ms = (now_secs() * 1000).saturating_sub(pending.written_ms);
+        let age_ms = now_millis().saturating_sub(pending.written_ms);
         if Duration::from_millis(age_ms) >= self.config.retry_for {
             let event: &Event = &pending.event;
             tracing::error!(event = %event.id, hook = %event.kind, upload = %event.body.upload.id,
@@ -229,7 +244,7 @@ impl Deliverer {
             .store(backlog.count, Ordering::Relaxed);
         let age = backlog
             .oldest_ms
-            .map_or(0, |ms| (now_secs() * 1000).saturating_sub(ms));
+            .map_or(0, |ms| now_millis().saturating_sub(ms));
         counters.outbox_oldest_age_ms.store(age, Ordering::Relaxed);
         Ok(())
     }

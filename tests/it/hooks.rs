@@ -515,3 +515,74 @@ async fn hook_executables_decide_and_are_told() {
     assert_eq!(&fields[..2], [id_of(&url), "3"]);
     assert_eq!(fields[2].len(), 32, "the event id: {line}");
 }
+
+/// An event the receiver never took goes to the dead letters after
+/// `--hooks-retry-for`; `--hooks-replay-dead` puts it back, and it is
+/// delivered once the receiver answers (embedded store, the binary).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_are_replayed_by_the_operator() {
+    use std::process::Stdio;
+    let (receiver, hook_url) = Receiver::start().await;
+    receiver.set_down(true);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let events = [
+        "--hooks-enabled-events",
+        "post-create",
+        "--hooks-retry-for",
+        "1s",
+    ];
+    let args = [
+        ["--hooks-http", hook_url.as_str()],
+        [events[0], events[1]],
+        [events[2], events[3]],
+    ]
+    .concat();
+    let port = free_port();
+    let mut server = crate::binary::launch_with(dir.path(), port, args, "warn", Stdio::null());
+    crate::binary::ready(port).await;
+    let created = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/files/"))
+        .header("Tus-Resumable", "1.0.0")
+        .header("Upload-Length", "3")
+        .send()
+        .await
+        .expect("POST");
+    let id = id_of(&location(&created)).to_owned();
+    let dead = dir.path().join("events/dead");
+    let start = Instant::now();
+    while std::fs::read_to_string(&dead).map_or(true, |d| !d.contains(&id)) {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "never dead-lettered"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    server.kill().expect("stop");
+    let _ = server.wait();
+    let replay = std::process::Command::new(env!("CARGO_BIN_EXE_partway"))
+        .arg("--data-dir")
+        .arg(dir.path())
+        .arg("--hooks-replay-dead")
+        .output()
+        .expect("replay");
+    let said = String::from_utf8_lossy(&replay.stdout);
+    assert!(
+        replay.status.success() && said.starts_with("1 dead-lettered"),
+        "{said}"
+    );
+    receiver.set_down(false);
+    let mut server = crate::binary::launch_with(
+        dir.path(),
+        port,
+        ["--hooks-http", hook_url.as_str()],
+        "warn",
+        Stdio::null(),
+    );
+    receiver
+        .wait_for(20, |r| {
+            r.iter().any(|e| e.kind == "post-create" && e.upload == id)
+        })
+        .await;
+    let _ = server.kill();
+    let _ = server.wait();
+}

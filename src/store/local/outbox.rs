@@ -13,7 +13,7 @@
 
 use super::state::LocalState;
 use crate::upload::events::{Event, HookKind};
-use crate::upload::model::{UploadId, UploadState, now_secs};
+use crate::upload::model::{UploadId, UploadState, now_millis};
 use crate::upload::ports::{Backlog, Outbox, Pending, StateStore, StoreError};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -39,9 +39,6 @@ fn other(context: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Other(format!("outbox {context}: {e}"))
 }
 
-fn now_ms() -> u64 {
-    now_secs().saturating_mul(1000)
-}
 
 impl LocalState {
     fn events_path(&self, name: &str) -> PathBuf {
@@ -83,7 +80,7 @@ impl LocalState {
             .map(|(event, key)| {
                 serde_json::to_string(&Line {
                     key: key.clone(),
-                    ms: now_ms(),
+                    ms: now_millis(),
                     event: event.clone(),
                     reason: None,
                 })
