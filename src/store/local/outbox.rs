@@ -39,7 +39,6 @@ fn other(context: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Other(format!("outbox {context}: {e}"))
 }
 
-
 impl LocalState {
     fn events_path(&self, name: &str) -> PathBuf {
         self.root().join("events").join(name)
