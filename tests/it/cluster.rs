@@ -148,8 +148,61 @@ async fn uploads_concatenation_takeover_and_reaping_work_on_a_cluster() {
         let finished = events.iter().position(|e| e.0 == *upload && e.1 == *kind);
         assert!(created < finished, "{events:?}");
     }
+    relay_survives_a_crash(&nodes, redis_prefix).await;
     assert_eq!(app.reap_with_instances(2).await, partials.len());
     for url in &partials {
         assert_eq!(app.head(url).await.status(), StatusCode::NOT_FOUND);
     }
+}
+
+/// A writer that died between its script and the relay left an event in
+/// its upload's pending stream; the delivering instance relays it.
+async fn relay_survives_a_crash(nodes: &[String], prefix: &str) {
+    use partway::upload::ports::Outbox;
+    let conn = partway::store::redis::connect_cluster(nodes, None)
+        .await
+        .expect("cluster");
+    let state = partway::store::redis::RedisState::new(conn.clone(), prefix);
+    let id = format!("{:032x}", rand::random::<u128>());
+    let mut conn = conn;
+    let event = serde_json::json!({"Type": "post-finish", "ID": "e-1", "Event": {
+        "Upload": {"ID": id, "Size": 1, "SizeIsDeferred": false, "Offset": 1, "MetaData": {},
+                   "IsPartial": false, "IsFinal": false, "PartialUploads": null, "Storage": null},
+        "HTTPRequest": {"Method": "PATCH", "URI": "/", "RemoteAddr": "", "Header": {}}}});
+    let _: String = redis::cmd("XADD")
+        .arg(format!("{prefix}{{{id}}}:pending"))
+        .arg("*")
+        .arg(&[
+            "id",
+            "e-1",
+            "type",
+            "post-finish",
+            "upload",
+            &id,
+            "event",
+            &event.to_string(),
+        ])
+        .query_async(&mut conn)
+        .await
+        .expect("XADD");
+    let _: i64 = redis::cmd("ZADD")
+        .arg(format!("{prefix}relay"))
+        .arg(1)
+        .arg(&id)
+        .query_async(&mut conn)
+        .await
+        .expect("ZADD");
+    let pending = state.pending(1000).await.expect("pending");
+    assert!(
+        pending
+            .iter()
+            .any(|p| p.event.id == "e-1" && p.event.body.upload.id == id),
+        "relayed"
+    );
+    let left: i64 = redis::cmd("ZCARD")
+        .arg(format!("{prefix}relay"))
+        .query_async(&mut conn)
+        .await
+        .expect("ZCARD");
+    assert_eq!(left, 0, "unindexed once relayed");
 }

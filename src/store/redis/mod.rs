@@ -17,7 +17,8 @@
 //!   finds without a record and drops.
 //!
 //! - `<prefix>events`, `<prefix>events:dead`, `<prefix>events:lease`: the
-//!   outbox of events for the application (see `outbox`).
+//!   outbox of events for the application; on a Cluster also
+//!   `<prefix>{<id>}:pending` and `<prefix>relay` (see `outbox`).
 //!
 //! HEAD is one HMGET. Every commit is one Lua script that checks the lock
 //! owner, the offset and the tail length before it changes anything.
@@ -44,6 +45,8 @@ pub(crate) struct Keys {
     pub lock: String,
     /// Set for a while after the reaper removed an expired upload.
     pub gone: String,
+    /// On a Cluster, the upload's events on their way to the outbox.
+    pub pending: String,
 }
 
 /// How long an expired upload is remembered, to tell it from an unknown one.
@@ -57,6 +60,7 @@ impl Keys {
             tail: format!("{prefix}{{{id}}}:tail"),
             lock: format!("{prefix}{{{id}}}:lock"),
             gone: format!("{prefix}{{{id}}}:gone"),
+            pending: format!("{prefix}{{{id}}}:pending"),
         }
     }
 }

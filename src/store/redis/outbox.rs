@@ -4,12 +4,22 @@
 //! `<prefix>events:dead` with a `reason` more; and the delivery lease in
 //! `<prefix>events:lease`. A delivered entry is deleted, so the stream's
 //! length is the backlog.
+//!
+//! On a Redis Cluster a script reaches one slot only, so it writes an
+//! upload's events to the upload's own stream, `<prefix>{<id>}:pending`, and
+//! the relay moves them to the outbox right after. So that a crash between
+//! the two loses nothing, the upload is first indexed in the sorted set
+//! `<prefix>relay` (scored by when); the delivering instance relays every
+//! upload indexed for over [`RELAY_AFTER_MS`] that is still there. A relay
+//! interrupted half-way sends an event twice, with its id, never loses one.
 
 use super::state::RedisState;
 use super::store_error;
 use crate::upload::events::Event;
+use crate::upload::model::{UploadId, now_millis};
 use crate::upload::ports::{Backlog, Outbox, Pending, StoreError};
 use async_trait::async_trait;
+use redis::AsyncCommands;
 use std::collections::HashMap;
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -25,6 +35,21 @@ if holder == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end
 return 0",
     )
 });
+
+/// Unindexes an upload from the relay only if no later change indexed it
+/// again. KEYS[1] the relay index; ARGV[1] the upload, ARGV[2] the score it
+/// was relayed under. Replies 1 when removed.
+static UNINDEX_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r"if redis.call('ZSCORE', KEYS[1], ARGV[1]) == ARGV[2] then
+  return redis.call('ZREM', KEYS[1], ARGV[1]) end
+return 0",
+    )
+});
+
+/// How long an upload stays indexed for the relay before the delivering
+/// instance relays it itself: its writer crashed, or is slow.
+pub const RELAY_AFTER_MS: u64 = 30_000;
 
 /// One stream entry: its id and fields.
 type Entry = (String, HashMap<String, String>);
@@ -75,6 +100,77 @@ impl RedisState {
         Ok(())
     }
 
+    fn relay_index(&self) -> String {
+        format!("{}relay", self.prefix)
+    }
+
+    /// Indexes `id` for the relay, before a script writes its events;
+    /// returns the score to unindex it with.
+    pub(super) async fn mark_relay(&self, id: &UploadId) -> Result<u64, StoreError> {
+        let score = now_millis();
+        let () = self
+            .conn
+            .clone()
+            .zadd(self.relay_index(), id.as_str(), score)
+            .await
+            .map_err(store_error)?;
+        Ok(score)
+    }
+
+    /// Moves the pending events of `id` to the outbox, in order, and
+    /// unindexes it if it is still indexed under `score`.
+    pub(super) async fn relay(&self, id: &UploadId, score: u64) -> Result<(), StoreError> {
+        let pending = self.keys(id).pending;
+        let stream = self.stream();
+        for (key, fields) in self.range(&pending, 1000).await? {
+            let mut cmd = redis::cmd("XADD");
+            cmd.arg(&stream).arg("*");
+            for name in ["id", "type", "upload", "event"] {
+                cmd.arg(name)
+                    .arg(fields.get(name).map_or("", String::as_str));
+            }
+            let _: String = cmd
+                .query_async(&mut self.conn.clone())
+                .await
+                .map_err(store_error)?;
+            self.xdel(&pending, &key).await?;
+        }
+        let _: i64 = UNINDEX_SCRIPT
+            .key(self.relay_index())
+            .arg(id.as_str())
+            .arg(score)
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+
+    /// Relays the uploads whose writers did not, on a Cluster.
+    async fn sweep_relay(&self) -> Result<(), StoreError> {
+        if !self.conn.is_cluster() {
+            return Ok(());
+        }
+        let before = now_millis().saturating_sub(RELAY_AFTER_MS);
+        let stale: Vec<(String, u64)> = redis::cmd("ZRANGEBYSCORE")
+            .arg(self.relay_index())
+            .arg("-inf")
+            .arg(before)
+            .arg("WITHSCORES")
+            .arg("LIMIT")
+            .arg(0)
+            .arg(100)
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(store_error)?;
+        for (id, score) in stale {
+            match UploadId::parse(&id) {
+                Some(upload) => self.relay(&upload, score).await?,
+                None => tracing::warn!(%id, "not an upload id in the relay index"),
+            }
+        }
+        Ok(())
+    }
+
     async fn range(&self, stream: &str, limit: usize) -> Result<Vec<Entry>, StoreError> {
         redis::cmd("XRANGE")
             .arg(stream)
@@ -115,6 +211,7 @@ impl Outbox for RedisState {
     }
 
     async fn pending(&self, limit: usize) -> Result<Vec<Pending>, StoreError> {
+        self.sweep_relay().await?;
         let stream = self.stream();
         let mut out = Vec::new();
         for entry in self.range(&stream, limit).await? {

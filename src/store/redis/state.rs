@@ -64,10 +64,10 @@ static EXPIRES_SCRIPT: LazyLock<redis::Script> =
     LazyLock::new(|| redis::Script::new(include_str!("lua/expires.lua")));
 
 /// The script of a commit: the guard's arguments, then the change's own,
-/// then the events when `stream` is given.
+/// then the events, which it writes to `events`.
 fn commit_call(
     keys: &Keys,
-    stream: Option<&str>,
+    events: &str,
     token: &LockToken,
     commit: &Commit,
 ) -> Result<redis::ScriptInvocation<'static>, StoreError> {
@@ -77,11 +77,11 @@ fn commit_call(
         Change::SetLength(_) | Change::SetState(_) => &COMMIT_FIELD,
     };
     let mut call = script.prepare_invoke();
-    call.key(&keys.info).key(&keys.tail).key(&keys.lock);
-    if let Some(stream) = stream {
-        call.key(stream);
-    }
-    call.arg(token.as_str())
+    call.key(&keys.info)
+        .key(&keys.tail)
+        .key(&keys.lock)
+        .key(events)
+        .arg(token.as_str())
         .arg(commit.expected_offset.to_string())
         .arg(commit.expected_tail_len.to_string())
         .arg(commit.new_offset.to_string());
@@ -97,9 +97,7 @@ fn commit_call(
         Change::SetLength(length) => call.arg("length").arg(length.to_string()),
         Change::SetState(state) => call.arg("state").arg(state.as_str()),
     };
-    if stream.is_some() {
-        event_args(&mut call, &commit.events)?;
-    }
+    event_args(&mut call, &commit.events)?;
     Ok(call)
 }
 
@@ -150,24 +148,43 @@ impl RedisState {
         }
     }
 
-    fn keys(&self, id: &UploadId) -> Keys {
+    pub(super) fn keys(&self, id: &UploadId) -> Keys {
         Keys::new(&self.prefix, id)
     }
 
-    /// The outbox stream, when scripts may write it: not on a Cluster,
-    /// where it lives on another slot than the upload's keys.
-    fn script_stream(&self) -> Option<String> {
-        (!self.conn.is_cluster()).then(|| self.stream())
+    /// Where a script writes the events of `id`: the outbox stream, or on a
+    /// Cluster, where the outbox lives on another slot, the upload's own
+    /// pending stream, which the relay then moves to the outbox.
+    fn event_key(&self, id: &UploadId) -> String {
+        if self.conn.is_cluster() {
+            self.keys(id).pending
+        } else {
+            self.stream()
+        }
     }
 
-    /// On a Cluster, writes the events a script could not.
-    async fn announce_after(&self, events: &[Event]) -> Result<(), StoreError> {
-        if self.conn.is_cluster() {
-            for event in events {
-                self.xadd(&self.stream(), event, None).await?;
-            }
+    /// Runs `script` for `id`, which writes `events`; on a Cluster, the
+    /// upload is indexed for the relay before, and relayed after.
+    async fn with_events<T: redis::FromRedisValue>(
+        &self,
+        id: &UploadId,
+        events: &[Event],
+        script: redis::ScriptInvocation<'_>,
+    ) -> Result<T, StoreError> {
+        let relay = self.conn.is_cluster() && !events.is_empty();
+        let mark = if relay {
+            Some(self.mark_relay(id).await?)
+        } else {
+            None
+        };
+        let outcome = script
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(store_error)?;
+        if let Some(mark) = mark {
+            self.relay(id, mark).await?;
         }
-        Ok(())
+        Ok(outcome)
     }
 
     fn index(&self) -> String {
@@ -247,26 +264,18 @@ impl StateStore for RedisState {
         if let Some(at) = info.expires_at {
             self.index_add(&info.id, at).await?;
         }
-        let stream = self.script_stream();
         let mut call = CREATE_SCRIPT.key(self.keys(&info.id).info);
-        if let Some(stream) = &stream {
-            call.key(stream);
-        }
-        call.arg(fields.len() * 2);
+        call.key(self.event_key(&info.id)).arg(fields.len() * 2);
         for (field, value) in &fields {
             call.arg(*field).arg(value);
         }
-        if stream.is_some() {
-            event_args(&mut call, events)?;
+        event_args(&mut call, events)?;
+        let created: bool = self.with_events(&info.id, events, call).await?;
+        if created {
+            Ok(())
+        } else {
+            Err(StoreError::Exists(format!("upload {}", info.id)))
         }
-        let created: bool = call
-            .invoke_async(&mut self.conn.clone())
-            .await
-            .map_err(store_error)?;
-        if !created {
-            return Err(StoreError::Exists(format!("upload {}", info.id)));
-        }
-        self.announce_after(events).await
     }
 
     async fn get(&self, id: &UploadId) -> Result<Option<UploadInfo>, StoreError> {
@@ -321,14 +330,10 @@ impl StateStore for RedisState {
         lock_token: &LockToken,
         commit: Commit,
     ) -> Result<(), CommitError> {
-        let stream = self.script_stream();
-        let call = commit_call(&self.keys(id), stream.as_deref(), lock_token, &commit)?;
-        let outcome: String = call
-            .invoke_async(&mut self.conn.clone())
-            .await
-            .map_err(store_error)?;
+        let call = commit_call(&self.keys(id), &self.event_key(id), lock_token, &commit)?;
+        let outcome: String = self.with_events(id, &commit.events, call).await?;
         match outcome.as_str() {
-            "OK" => Ok(self.announce_after(&commit.events).await?),
+            "OK" => Ok(()),
             "LOCK" => Err(CommitError::LockLost),
             "GONE" => Err(CommitError::NotFound),
             "CONFLICT" => Err(CommitError::Conflict),
@@ -340,18 +345,10 @@ impl StateStore for RedisState {
 
     async fn remove(&self, id: &UploadId, events: &[Event]) -> Result<(), StoreError> {
         let keys = self.keys(id);
-        let stream = self.script_stream();
         let mut call = REMOVE_SCRIPT.key(keys.info);
-        call.key(keys.tail);
-        if let Some(stream) = &stream {
-            call.key(stream);
-            event_args(&mut call, events)?;
-        }
-        let _: i64 = call
-            .invoke_async(&mut self.conn.clone())
-            .await
-            .map_err(store_error)?;
-        self.announce_after(events).await?;
+        call.key(keys.tail).key(self.event_key(id));
+        event_args(&mut call, events)?;
+        let _: i64 = self.with_events(id, events, call).await?;
         self.unindex(id).await
     }
 

@@ -1,7 +1,7 @@
 -- The guard every commit runs first: the compare-and-set that lets only the
 -- lock's owner move an upload on from the offset and tail it last saw.
 -- KEYS[1] the upload's record (hash), KEYS[2] its tail, KEYS[3] its lock,
--- KEYS[4] the outbox stream (absent on a Cluster)
+-- KEYS[4] the stream events go to
 -- ARGV[1] lock token, ARGV[2] expected offset, ARGV[3] expected tail length,
 -- ARGV[4] new offset; the change's own arguments follow from ARGV[5], and
 -- the events (see outbox.lua) after them.

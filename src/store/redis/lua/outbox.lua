@@ -1,7 +1,8 @@
--- Writes the events of a state change to the outbox stream, in the same
--- script as the change. Events are the last arguments, four per event:
--- id, type, upload id, body. `stream` is nil on a Redis Cluster, where the
--- stream lives on another slot and the adapter writes it after the script.
+-- Writes the events of a state change to a stream, in the same script as
+-- the change: the outbox itself, or on a Redis Cluster, where the outbox
+-- lives on another slot, the upload's own pending stream, which the adapter
+-- relays to the outbox. Events are the last arguments, four per event: id,
+-- type, upload id, body.
 local function announce(stream, from)
   if not stream then return end
   for i = from, #ARGV, 4 do
