@@ -16,6 +16,7 @@ pub mod error;
 #[cfg(test)]
 mod fuzz;
 mod health;
+mod linger;
 mod location;
 mod request_id;
 mod resource;
@@ -98,6 +99,7 @@ pub(crate) fn router(service: Arc<UploadService>, config: &HttpConfig) -> Router
     }
     router
         .merge(health::routes())
+        .layer(axum::middleware::from_fn(linger::middleware))
         .layer(axum::middleware::map_response(common_headers))
         .layer(axum::middleware::from_fn_with_state(
             cors::Cors::new(&config.cors_origins, config.cors_credentials),
