@@ -78,7 +78,8 @@ pub(crate) async fn middleware(request: Request, next: Next) -> Response {
     }
     let reader = Body::new(Reader(shared.clone()));
     let response = next.run(Request::from_parts(parts, reader)).await;
-    if !(expects_continue && !shared.polled.load(Ordering::Relaxed)) {
+    // A client waiting for 100 Continue that was never asked sent nothing.
+    if !expects_continue || shared.polled.load(Ordering::Relaxed) {
         drain(&shared).await;
     }
     response
