@@ -29,11 +29,19 @@ const ALLOWED: &[&str] = &[
     names::UPLOAD_DEFER_LENGTH,
     names::UPLOAD_CONCAT,
     "upload-checksum",
+    names::INTEROP_VERSION,
+    names::UPLOAD_COMPLETE,
+    names::UPLOAD_INCOMPLETE,
+    "content-disposition",
 ];
 
 /// Response headers a tus client must be able to read.
 const EXPOSED: &[&str] = &[
     "location",
+    names::INTEROP_VERSION,
+    names::UPLOAD_COMPLETE,
+    names::UPLOAD_INCOMPLETE,
+    names::UPLOAD_LIMIT,
     names::UPLOAD_OFFSET,
     names::UPLOAD_LENGTH,
     names::UPLOAD_METADATA,

@@ -20,8 +20,15 @@ use axum::response::{IntoResponse, Response};
 
 /// Dispatches a request on the collection URL.
 pub(crate) async fn collection(State(app): State<AppState>, request: Request) -> Response {
+    let draft = match super::draft::Interop::of(request.headers()) {
+        Ok(draft) => draft,
+        Err(problem) => return problem.into_response(),
+    };
     let result = match effective_method(&request) {
         Ok(Method::OPTIONS) => Ok(options(&app)),
+        Ok(method) if let Some(v) = draft => {
+            return super::draft::collection(app, request, v, method).await;
+        }
         Ok(Method::POST) => create(app, request).await,
         Ok(_) => Err(Error::MethodNotAllowed),
         Err(e) => Err(e),
@@ -47,6 +54,7 @@ pub(crate) fn options(app: &AppState) -> Response {
     if let Ok(v) = HeaderValue::from_str(&Algorithm::advertised()) {
         headers.insert(names::TUS_CHECKSUM_ALGORITHM, v);
     }
+    super::draft::options_headers(headers, app.service.limits().max_size);
     response
 }
 

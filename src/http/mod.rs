@@ -12,12 +12,13 @@
 mod cors;
 mod create;
 mod download;
+mod draft;
 pub mod error;
 #[cfg(test)]
 mod fuzz;
 mod health;
 mod linger;
-mod location;
+pub(crate) mod location;
 mod request_id;
 mod resource;
 

@@ -21,10 +21,19 @@ pub(crate) async fn upload(
     Path(id): Path<String>,
     request: Request,
 ) -> Response {
+    let draft = match super::draft::Interop::of(request.headers()) {
+        Ok(draft) => draft,
+        Err(problem) => return problem.into_response(),
+    };
     let result = async {
         let method = effective_method(&request)?;
         if method == Method::OPTIONS {
             return Ok(options(&app));
+        }
+        if let Some(v) = draft
+            && method != Method::GET
+        {
+            return Ok(super::draft::upload(app.clone(), &id, request, v, method).await);
         }
         let caller = caller_of(&request, &method);
         if method == Method::GET {

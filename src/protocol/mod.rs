@@ -1,4 +1,5 @@
-//! The tus 1.0.0 wire format: header names, constants and pure parsers.
+//! The tus 1.0.0 wire format: header names, constants and pure parsers,
+//! and the structured fields of the resumable-upload draft ([`sf`]).
 //!
 //! Nothing here does I/O or knows about storage; the HTTP layer parses every
 //! incoming header through this module once, at the edge, and the core only
@@ -7,6 +8,7 @@
 pub mod checksum;
 pub mod headers;
 pub mod metadata;
+pub mod sf;
 
 /// The only protocol version partway speaks.
 pub const TUS_VERSION: &str = "1.0.0";
@@ -41,4 +43,9 @@ pub mod names {
     pub const UPLOAD_CHECKSUM: &str = "upload-checksum";
     pub const TUS_CHECKSUM_ALGORITHM: &str = "tus-checksum-algorithm";
     pub const METHOD_OVERRIDE: &str = "x-http-method-override";
+    // The resumable-upload draft's.
+    pub const INTEROP_VERSION: &str = "upload-draft-interop-version";
+    pub const UPLOAD_COMPLETE: &str = "upload-complete";
+    pub const UPLOAD_INCOMPLETE: &str = "upload-incomplete";
+    pub const UPLOAD_LIMIT: &str = "upload-limit";
 }

@@ -13,6 +13,7 @@ mod concurrency;
 mod conformance;
 mod connections;
 mod contract;
+mod draft;
 mod extensions;
 mod faults;
 mod health;

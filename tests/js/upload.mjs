@@ -6,6 +6,7 @@
 // Usage:  node tests/js/upload.mjs --endpoint URL --file PATH [--chunk-size BYTES]
 //                                  [--parallel N] [--resume] [--abort-at BYTES] [--store PATH]
 //                                  [--timeout-ms MS] [--token-url URL [--stale-token TOKEN]]
+//                                  [--protocol tus-v1|ietf-draft-03|ietf-draft-05]
 //
 // Plain mode uploads the file.  --parallel N (N >= 2) sets parallelUploads: N, so the
 // file goes up as N partial uploads (Upload-Concat: partial) and one final POST
@@ -35,6 +36,7 @@ const { values: args } = parseArgs({
     'timeout-ms': { type: 'string', default: '120000' },
     'token-url': { type: 'string' },
     'stale-token': { type: 'string' },
+    protocol: { type: 'string' },
   },
 })
 
@@ -69,6 +71,7 @@ function uploadOptions(extra) {
     endpoint: args.endpoint,
     metadata: { filename: path.basename(args.file), filetype: 'application/octet-stream' },
     retryDelays: [0, 200, 500, 1000],
+    ...(args.protocol ? { protocol: args.protocol } : {}),
     ...(chunkSize !== undefined ? { chunkSize } : {}),
     ...(args['token-url'] ? authOptions() : {}),
     ...extra,

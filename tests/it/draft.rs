@@ -1,0 +1,363 @@
+//! Resumable Uploads for HTTP (the IETF draft) beside tus 1.0 on the same
+//! URLs: tus-js-client's two draft modes (interop 5 and 6) upload whole,
+//! in chunks and resumed after a cut, byte for byte into S3; a raw table
+//! checks the draft's MUSTs request by request, for interop 6 and 9; and an
+//! upload made by one protocol is read with the other.
+
+use crate::clients::{outcome, run_client};
+use crate::helpers::{MIB, TestApp, data, header_str, id_of, location};
+use reqwest::StatusCode;
+use serde_json::Value;
+use std::path::Path;
+
+/// tus-js-client with `protocol` and `args`; returns the upload's URL and
+/// the offset it resumed from, if it did.
+async fn js(app: &TestApp, bytes: &[u8], protocol: &str, args: &[&str]) -> (String, Option<u64>) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/js/upload.mjs");
+    let mut all = vec!["--protocol", protocol];
+    all.extend_from_slice(args);
+    let output = run_client("node", &script, app, bytes, Some("fingerprints.json"), &all).await;
+    let json = outcome("tus-js-client", &output);
+    (
+        json["url"].as_str().expect("url").to_owned(),
+        json["resumedFrom"].as_u64(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tus_js_client_uploads_with_both_draft_modes() {
+    let app = TestApp::spawn().await;
+    for protocol in ["ietf-draft-03", "ietf-draft-05"] {
+        let runs: [(usize, &[&str]); 6] = [
+            (0, &[]),
+            (1, &[]),
+            (5 * MIB + 1, &[]),
+            (64 * MIB, &[]),
+            (11 * MIB + 5, &["--chunk-size", "1048576"]),
+            (17 * MIB + 3, &["--chunk-size", "6291456"]),
+        ];
+        for (size, args) in runs {
+            let bytes = data(size, size as u64 + 7);
+            let (url, _) = js(&app, &bytes, protocol, args).await;
+            app.assert_object(&url, &bytes).await;
+        }
+        // Cut after 40% and resumed from the stored URL, as one PATCH and in chunks.
+        for args in [&["--resume"][..], &["--resume", "--chunk-size", "1048576"]] {
+            let bytes = data(30 * MIB, 33);
+            let (url, resumed) = js(&app, &bytes, protocol, args).await;
+            assert!(
+                resumed.is_some_and(|r| r > 0),
+                "{protocol} {args:?}: resumed from {resumed:?}"
+            );
+            app.assert_object(&url, &bytes).await;
+        }
+    }
+    assert_eq!(app.open_multipart_uploads().await, 0);
+}
+
+/// A draft request to `url` with `method`, interop `v`, `headers` and `body`.
+async fn send(
+    app: &TestApp,
+    method: reqwest::Method,
+    url: &str,
+    v: u8,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> reqwest::Response {
+    let mut request = app
+        .http
+        .request(method, url)
+        .header("Upload-Draft-Interop-Version", v.to_string());
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    request.body(body).send().await.expect("request")
+}
+
+fn header(response: &reqwest::Response, name: &str) -> String {
+    header_str(response, name).unwrap_or("").to_owned()
+}
+
+async fn problem(response: reqwest::Response) -> Value {
+    assert_eq!(
+        header(&response, "content-type"),
+        "application/problem+json"
+    );
+    serde_json::from_str(&response.text().await.expect("body")).expect("problem+json")
+}
+
+const TYPES: &str = "https://iana.org/assignments/http-problem-types#";
+
+/// An append (interop `v`, the draft's media type) at `offset`.
+async fn append(
+    app: &TestApp,
+    url: &str,
+    v: u8,
+    offset: u64,
+    complete: &str,
+    body: Vec<u8>,
+) -> reqwest::Response {
+    let offset = offset.to_string();
+    let headers = [
+        ("Content-Type", "application/partial-upload"),
+        ("Upload-Offset", offset.as_str()),
+        ("Upload-Complete", complete),
+    ];
+    send(app, reqwest::Method::PATCH, url, v, &headers, body).await
+}
+
+/// The draft's MUSTs, request by request, for interop 6 (-04/-05, what
+/// tus-js-client speaks) and 9 (-12).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_drafts_musts_hold() {
+    use reqwest::Method as M;
+    let app = TestApp::spawn().await;
+    let endpoint = app.endpoint();
+    for v in [6u8, 9] {
+        // Creation, incomplete, with content: 201, Location, offset, ?0, limits.
+        let created = send(
+            &app,
+            M::POST,
+            &endpoint,
+            v,
+            &[
+                ("Upload-Complete", "?0"),
+                ("Upload-Length", "12"),
+                ("Content-Type", "text/plain"),
+                ("Content-Disposition", "attachment; filename=\"a.txt\""),
+            ],
+            b"hello ".to_vec(),
+        )
+        .await;
+        assert_eq!(created.status(), StatusCode::CREATED, "v{v} creation");
+        let url = location(&created);
+        assert_eq!(header(&created, "upload-offset"), "6");
+        assert_eq!(header(&created, "upload-complete"), "?0");
+        assert_eq!(
+            header(&created, "upload-draft-interop-version"),
+            v.to_string()
+        );
+        let limit = header(&created, "upload-limit");
+        assert!(
+            limit.contains("max-size=12") && limit.contains("min-size=0"),
+            "v{v} limits: {limit}"
+        );
+        assert!(
+            limit.contains(if v == 6 { "expires=" } else { "max-age=" }),
+            "v{v}: {limit}"
+        );
+        // Offset retrieval: offset, completeness, length, limits, no-store.
+        let head = send(&app, M::HEAD, &url, v, &[], vec![]).await;
+        assert_eq!(head.status(), StatusCode::NO_CONTENT);
+        for (name, value) in [
+            ("upload-offset", "6"),
+            ("upload-complete", "?0"),
+            ("upload-length", "12"),
+            ("cache-control", "no-store"),
+        ] {
+            assert_eq!(header(&head, name), value, "v{v} HEAD {name}");
+        }
+        assert!(!header(&head, "upload-limit").is_empty());
+        // HEAD must not carry an offset.
+        let bad = send(&app, M::HEAD, &url, v, &[("Upload-Offset", "6")], vec![]).await;
+        assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+        // A mismatching offset: 409, the right offset, the problem type.
+        let stale = append(&app, &url, v, 0, "?0", b"x".to_vec()).await;
+        assert_eq!(stale.status(), StatusCode::CONFLICT, "v{v} mismatch");
+        assert_eq!(header(&stale, "upload-offset"), "6");
+        assert_eq!(header(&stale, "upload-complete"), "?0");
+        let body = problem(stale).await;
+        assert_eq!(body["type"], format!("{TYPES}mismatching-upload-offset"));
+        assert_eq!(
+            (
+                body["expected-offset"].as_u64(),
+                body["provided-offset"].as_u64()
+            ),
+            (Some(6), Some(0))
+        );
+        // An append without the draft's media type is refused (from -04).
+        let untyped = send(
+            &app,
+            M::PATCH,
+            &url,
+            v,
+            &[("Upload-Offset", "6"), ("Upload-Complete", "?0")],
+            b"w".to_vec(),
+        )
+        .await;
+        assert_eq!(untyped.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        // Completion with a length that disagrees: inconsistent length.
+        let wrong = append(&app, &url, v, 6, "?1", b"wor".to_vec()).await;
+        assert_eq!(wrong.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(
+            problem(wrong).await["type"],
+            format!("{TYPES}inconsistent-upload-length")
+        );
+        // The completing append: Upload-Complete ?1 and the offset.
+        let done = append(&app, &url, v, 6, "?1", b"world!".to_vec()).await;
+        assert!(
+            done.status().is_success(),
+            "v{v} completion: {}",
+            done.status()
+        );
+        assert_eq!(header(&done, "upload-complete"), "?1");
+        assert_eq!(header(&done, "upload-offset"), "12");
+        app.assert_object(&url, b"hello world!").await;
+        // Content-Type and Content-Disposition became the stored object's.
+        let got = app.http.get(&url).send().await.expect("GET");
+        assert_eq!(header(&got, "content-type"), "text/plain");
+        assert!(header(&got, "content-disposition").contains("a.txt"));
+        // An append to a completed upload changes nothing.
+        let late = append(&app, &url, v, 12, "?1", b"!".to_vec()).await;
+        assert_eq!(late.status(), StatusCode::BAD_REQUEST);
+        app.assert_object(&url, b"hello world!").await;
+        // Creation complete in one request, length from Content-Length.
+        let whole = send(
+            &app,
+            M::POST,
+            &endpoint,
+            v,
+            &[("Upload-Complete", "?1")],
+            b"one shot".to_vec(),
+        )
+        .await;
+        assert_eq!(whole.status(), StatusCode::CREATED);
+        assert_eq!(header(&whole, "upload-complete"), "?1");
+        app.assert_object(&location(&whole), b"one shot").await;
+        // Malformed structured fields: 400, never half-read.
+        for (name, value) in [
+            ("Upload-Complete", "true"),
+            ("Upload-Length", "-1"),
+            ("Upload-Length", "1.5"),
+        ] {
+            let refused = send(
+                &app,
+                M::POST,
+                &endpoint,
+                v,
+                &[("Upload-Complete", "?0"), (name, value)],
+                vec![],
+            )
+            .await;
+            assert_eq!(
+                refused.status(),
+                StatusCode::BAD_REQUEST,
+                "v{v} {name}: {value}"
+            );
+        }
+        // Lengths that disagree within the creation.
+        let both = send(
+            &app,
+            M::POST,
+            &endpoint,
+            v,
+            &[("Upload-Complete", "?1"), ("Upload-Length", "3")],
+            b"four".to_vec(),
+        )
+        .await;
+        assert_eq!(
+            problem(both).await["type"],
+            format!("{TYPES}inconsistent-upload-length")
+        );
+        // Over the server's limit: 413 with the limits.
+        let max = app.settings.max_size.unwrap_or(5 << 40) + 1;
+        let huge = send(
+            &app,
+            M::POST,
+            &endpoint,
+            v,
+            &[
+                ("Upload-Complete", "?0"),
+                ("Upload-Length", &max.to_string()),
+            ],
+            vec![],
+        )
+        .await;
+        assert_eq!(huge.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        // Cancellation: 204, then the upload is gone.
+        let doomed = location(
+            &send(
+                &app,
+                M::POST,
+                &endpoint,
+                v,
+                &[("Upload-Complete", "?0")],
+                vec![],
+            )
+            .await,
+        );
+        assert_eq!(
+            send(&app, M::DELETE, &doomed, v, &[], vec![])
+                .await
+                .status(),
+            StatusCode::NO_CONTENT
+        );
+        assert_eq!(
+            send(&app, M::HEAD, &doomed, v, &[], vec![]).await.status(),
+            StatusCode::NOT_FOUND
+        );
+    }
+    // An interop version partway does not serve, or a malformed one.
+    for version in ["2", "10", "six"] {
+        let refused = app
+            .http
+            .post(&endpoint)
+            .header("Upload-Draft-Interop-Version", version)
+            .header("Upload-Complete", "?0")
+            .send()
+            .await
+            .expect("POST");
+        assert_eq!(
+            refused.status(),
+            StatusCode::BAD_REQUEST,
+            "interop {version}"
+        );
+    }
+    // OPTIONS announces the limits and the append media type.
+    let options = app
+        .http
+        .request(reqwest::Method::OPTIONS, &endpoint)
+        .send()
+        .await
+        .expect("OPTIONS");
+    assert!(header(&options, "upload-limit").contains("min-size=0"));
+    assert_eq!(
+        header(&options, "accept-patch"),
+        "application/partial-upload"
+    );
+}
+
+/// One upload, both protocols: created by tus, resumed and finished by the
+/// draft, read back by tus.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_made_by_one_protocol_is_read_by_the_other() {
+    let app = TestApp::spawn().await;
+    let url = app.create(Some(10)).await;
+    assert_eq!(
+        app.patch(&url, 0, b"01234".to_vec()).await.status(),
+        StatusCode::NO_CONTENT
+    );
+    let head = send(&app, reqwest::Method::HEAD, &url, 6, &[], vec![]).await;
+    assert_eq!(header(&head, "upload-offset"), "5");
+    let done = send(
+        &app,
+        reqwest::Method::PATCH,
+        &url,
+        6,
+        &[
+            ("Content-Type", "application/partial-upload"),
+            ("Upload-Offset", "5"),
+            ("Upload-Complete", "?1"),
+        ],
+        b"56789".to_vec(),
+    )
+    .await;
+    assert_eq!(done.status(), StatusCode::CREATED);
+    let tus = app.head(&url).await;
+    assert_eq!(
+        crate::helpers::header_u64(tus.headers(), "upload-offset"),
+        Some(10)
+    );
+    app.assert_object(&url, b"0123456789").await;
+    assert!(!id_of(&url).is_empty());
+}
