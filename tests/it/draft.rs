@@ -274,6 +274,10 @@ async fn the_drafts_musts_hold() {
         )
         .await;
         assert_eq!(huge.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        assert!(
+            header(&huge, "upload-limit").contains("max-size="),
+            "v{v}: 413 says the limits"
+        );
         // Cancellation: 204, then the upload is gone.
         let doomed = location(
             &send(
@@ -360,4 +364,54 @@ async fn an_upload_made_by_one_protocol_is_read_by_the_other() {
     );
     app.assert_object(&url, b"0123456789").await;
     assert!(!id_of(&url).is_empty());
+}
+
+/// A request that would complete the upload, cut before its end, keeps
+/// what arrived and does not complete it (a body of unknown length).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_completing_request_does_not_complete() {
+    use tokio::io::AsyncWriteExt;
+    let app = TestApp::spawn().await;
+    let created = send(
+        &app,
+        reqwest::Method::POST,
+        &app.endpoint(),
+        9,
+        &[("Upload-Complete", "?0")],
+        vec![],
+    )
+    .await;
+    let url = location(&created);
+    let request = format!(
+        "PATCH /files/{} HTTP/1.1\r\nHost: {}\r\nUpload-Draft-Interop-Version: 9\r\n\
+         Content-Type: application/partial-upload\r\nUpload-Offset: 0\r\nUpload-Complete: ?1\r\n\
+         Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n",
+        id_of(&url),
+        app.addr
+    );
+    let mut socket = tokio::net::TcpStream::connect(app.addr)
+        .await
+        .expect("connect");
+    socket.write_all(request.as_bytes()).await.expect("send");
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    drop(socket);
+    // The cut request keeps what arrived.
+    let start = std::time::Instant::now();
+    while app.offset(&url).await < 3 {
+        assert!(
+            start.elapsed().as_secs() < 10,
+            "the first bytes were not kept"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let head = send(&app, reqwest::Method::HEAD, &url, 9, &[], vec![]).await;
+    assert_eq!(
+        header(&head, "upload-complete"),
+        "?0",
+        "a cut request completed the upload"
+    );
+    assert_eq!(header(&head, "upload-offset"), "3");
+    let done = append(&app, &url, 9, 3, "?1", b"def".to_vec()).await;
+    assert_eq!(header(&done, "upload-complete"), "?1");
+    app.assert_object(&url, b"abcdef").await;
 }

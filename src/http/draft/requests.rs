@@ -11,10 +11,13 @@ use crate::protocol::metadata::Metadata;
 use crate::protocol::{names, sf};
 use crate::upload::access::Caller;
 use crate::upload::model::{UploadId, UploadInfo, UploadState};
-use crate::upload::{self, AppendRequest, NewUpload, Verify};
+use crate::upload::{self, AppendRequest, BodyStream, NewUpload, Verify};
 use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header as h};
 use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 type Result<T> = std::result::Result<T, Problem>;
 
@@ -32,7 +35,22 @@ pub(crate) async fn collection(
         Method::POST => create(&app, request, v).await,
         _ => Err(crate::http::Error::MethodNotAllowed.into()),
     };
-    result.unwrap_or_else(IntoResponse::into_response)
+    finish(&app, result, v)
+}
+
+/// The response, with the server's limits on a 413 the limits caused.
+fn finish(app: &AppState, result: Result<Response>, v: Interop) -> Response {
+    let mut response = result.unwrap_or_else(IntoResponse::into_response);
+    let headers = response.headers_mut();
+    headers.insert(names::INTEROP_VERSION, HeaderValue::from(v.0));
+    if response.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        let limits = Limits {
+            max_size: app.service.limits().max_size,
+            max_age: None,
+        };
+        limits.insert(v, response.headers_mut());
+    }
+    response
 }
 
 /// A draft request on an upload: HEAD, PATCH or DELETE.
@@ -52,17 +70,13 @@ pub(crate) async fn upload(
             Method::DELETE => {
                 refuse_upload_fields(request.headers(), v)?;
                 app.service.terminate(&caller, &id).await?;
-                let mut response = StatusCode::NO_CONTENT.into_response();
-                response
-                    .headers_mut()
-                    .insert(names::INTEROP_VERSION, HeaderValue::from(v.0));
-                Ok(response)
+                Ok(StatusCode::NO_CONTENT.into_response())
             }
             _ => Err(crate::http::Error::MethodNotAllowed.into()),
         }
     }
     .await;
-    result.unwrap_or_else(IntoResponse::into_response)
+    finish(&app, result, v)
 }
 
 /// `Upload-Offset` and `Upload-Length`, strictly parsed, if present.
@@ -194,15 +208,17 @@ async fn write(
     if empty && !complete && declared.is_none() {
         return Ok(info.clone());
     }
+    let (body, ended) = watch_end(body_stream(request, &Verify::None));
     let append = AppendRequest {
         offset,
         declared_length: declared.filter(|_| info.length.is_none()),
         content_length,
-        body: body_stream(request, &Verify::None),
+        body,
         verify: Verify::None,
     };
     let after = app.service.append(caller, &info.id, append).await?;
-    if !complete || after.length.is_some() {
+    // An interrupted request never completes the upload.
+    if !complete || after.length.is_some() || !ended.load(Ordering::Relaxed) {
         return Ok(after);
     }
     // Content of unknown length that completes the upload: its length is
@@ -215,6 +231,23 @@ async fn write(
         verify: Verify::None,
     };
     Ok(app.service.append(caller, &info.id, end).await?)
+}
+
+/// `body`, and a flag set once it has ended cleanly (not cut, not left
+/// unread).
+fn watch_end(body: BodyStream) -> (BodyStream, Arc<AtomicBool>) {
+    let ended = Arc::new(AtomicBool::new(false));
+    let flag = ended.clone();
+    let watched = futures_util::stream::unfold((body, flag), |(mut body, flag)| async move {
+        match body.next().await {
+            Some(item) => Some((item, (body, flag))),
+            None => {
+                flag.store(true, Ordering::Relaxed);
+                None
+            }
+        }
+    });
+    (Box::pin(watched), ended)
 }
 
 /// PATCH: appends at `Upload-Offset`.
