@@ -42,6 +42,8 @@ const EXPOSED: &[&str] = &[
     names::UPLOAD_COMPLETE,
     names::UPLOAD_INCOMPLETE,
     names::UPLOAD_LIMIT,
+    "upload-draft-interop-versions",
+    "accept-patch",
     names::UPLOAD_OFFSET,
     names::UPLOAD_LENGTH,
     names::UPLOAD_METADATA,

@@ -25,7 +25,7 @@ pub(crate) async fn collection(State(app): State<AppState>, request: Request) ->
         Err(problem) => return problem.into_response(),
     };
     let result = match effective_method(&request) {
-        Ok(Method::OPTIONS) => Ok(options(&app)),
+        Ok(Method::OPTIONS) => Ok(super::draft::echo(options(&app), draft)),
         Ok(method) if let Some(v) = draft => {
             return super::draft::collection(app, request, v, method).await;
         }

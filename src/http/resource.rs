@@ -28,7 +28,7 @@ pub(crate) async fn upload(
     let result = async {
         let method = effective_method(&request)?;
         if method == Method::OPTIONS {
-            return Ok(options(&app));
+            return Ok(super::draft::echo(options(&app), draft));
         }
         if let Some(v) = draft
             && method != Method::GET

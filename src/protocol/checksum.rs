@@ -17,6 +17,7 @@ pub const ALGORITHMS: &[Algorithm] = &[
     Algorithm::Sha1,
     Algorithm::Md5,
     Algorithm::Sha256,
+    Algorithm::Sha512,
     Algorithm::Crc32,
     Algorithm::Crc32c,
 ];
@@ -27,6 +28,7 @@ pub enum Algorithm {
     Sha1,
     Md5,
     Sha256,
+    Sha512,
     Crc32,
     Crc32c,
 }
@@ -38,6 +40,7 @@ impl Algorithm {
             Self::Sha1 => "sha1",
             Self::Md5 => "md5",
             Self::Sha256 => "sha256",
+            Self::Sha512 => "sha512",
             Self::Crc32 => "crc32",
             Self::Crc32c => "crc32c",
         }
@@ -48,6 +51,7 @@ impl Algorithm {
             Self::Sha1 => 20,
             Self::Md5 => 16,
             Self::Sha256 => 32,
+            Self::Sha512 => 64,
             Self::Crc32 | Self::Crc32c => 4,
         }
     }
@@ -120,6 +124,7 @@ pub enum Hasher {
     Sha1(sha1::Sha1),
     Md5(md5::Md5),
     Sha256(sha2::Sha256),
+    Sha512(sha2::Sha512),
     Crc32(crc32fast::Hasher),
     Crc32c(u32),
 }
@@ -131,6 +136,7 @@ impl Hasher {
             Algorithm::Sha1 => Self::Sha1(sha1::Sha1::new()),
             Algorithm::Md5 => Self::Md5(md5::Md5::new()),
             Algorithm::Sha256 => Self::Sha256(sha2::Sha256::new()),
+            Algorithm::Sha512 => Self::Sha512(sha2::Sha512::new()),
             Algorithm::Crc32 => Self::Crc32(crc32fast::Hasher::new()),
             Algorithm::Crc32c => Self::Crc32c(0),
         }
@@ -142,6 +148,7 @@ impl Hasher {
             Self::Sha1(h) => h.update(data),
             Self::Md5(h) => h.update(data),
             Self::Sha256(h) => h.update(data),
+            Self::Sha512(h) => h.update(data),
             Self::Crc32(h) => h.update(data),
             Self::Crc32c(crc) => *crc = crc32c::crc32c_append(*crc, data),
         }
@@ -153,6 +160,7 @@ impl Hasher {
             Self::Sha1(h) => h.finalize().to_vec(),
             Self::Md5(h) => h.finalize().to_vec(),
             Self::Sha256(h) => h.finalize().to_vec(),
+            Self::Sha512(h) => h.finalize().to_vec(),
             Self::Crc32(h) => h.finalize().to_be_bytes().to_vec(),
             Self::Crc32c(crc) => crc.to_be_bytes().to_vec(),
         }

@@ -13,7 +13,7 @@ from tuslib import (CONTRACT, MUST, SHOULD, Skip, case, check, client_error, cre
                     expect_state, head, header, int_header, no_header, patch, patch_ok, status)
 
 CASES = []
-CONTRACT_ALGOS = ["sha1", "md5", "sha256", "crc32", "crc32c"]
+CONTRACT_ALGOS = ["sha1", "md5", "sha256", "sha512", "crc32", "crc32c"]
 IMF_FIXDATE = re.compile(r"(Mon|Tue|Wed|Thu|Fri|Sat|Sun), [0-9]{2} (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|"
                          r"Sep|Oct|Nov|Dec) [0-9]{4} [0-9]{2}:[0-9]{2}:[0-9]{2} GMT")
 

@@ -329,6 +329,10 @@ async fn the_drafts_musts_hold() {
         header(&options, "accept-patch"),
         "application/partial-upload"
     );
+    assert_eq!(
+        header(&options, "upload-draft-interop-versions"),
+        "3, 4, 5, 6, 7, 8, 9"
+    );
 }
 
 /// One upload, both protocols: created by tus, resumed and finished by the
@@ -413,5 +417,67 @@ async fn an_interrupted_completing_request_does_not_complete() {
     assert_eq!(header(&head, "upload-offset"), "3");
     let done = append(&app, &url, 9, 3, "?1", b"def".to_vec()).await;
     assert_eq!(header(&done, "upload-complete"), "?1");
+    app.assert_object(&url, b"abcdef").await;
+}
+
+/// `Content-Digest` (RFC 9530) on an append: a content that does not match
+/// is not kept; one that matches is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn content_digests_are_checked() {
+    use base64::Engine;
+    use sha2::Digest;
+    let app = TestApp::spawn().await;
+    let created = send(
+        &app,
+        reqwest::Method::POST,
+        &app.endpoint(),
+        6,
+        &[("Upload-Complete", "?0"), ("Upload-Length", "6")],
+        vec![],
+    )
+    .await;
+    let url = location(&created);
+    let digest = |algorithm: &str, body: &[u8]| {
+        let bytes = match algorithm {
+            "sha-256" => sha2::Sha256::digest(body).to_vec(),
+            _ => sha2::Sha512::digest(body).to_vec(),
+        };
+        format!(
+            "{algorithm}=:{}:",
+            base64::engine::general_purpose::STANDARD.encode(bytes)
+        )
+    };
+    let patch = |digest: String, body: &'static [u8]| {
+        let headers = [
+            (
+                "Content-Type".to_owned(),
+                "application/partial-upload".to_owned(),
+            ),
+            ("Upload-Offset".to_owned(), "0".to_owned()),
+            ("Upload-Complete".to_owned(), "?1".to_owned()),
+            ("Content-Digest".to_owned(), digest),
+        ];
+        let mut request = app
+            .http
+            .patch(&url)
+            .header("Upload-Draft-Interop-Version", "6");
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        request.body(body).send()
+    };
+    let wrong = patch(digest("sha-256", b"other!"), b"abcdef")
+        .await
+        .expect("PATCH");
+    assert!(
+        wrong.status().is_client_error(),
+        "a wrong digest: {}",
+        wrong.status()
+    );
+    assert_eq!(app.offset(&url).await, 0, "nothing of it kept");
+    let right = patch(digest("sha-512", b"abcdef"), b"abcdef")
+        .await
+        .expect("PATCH");
+    assert_eq!(right.status(), StatusCode::CREATED);
     app.assert_object(&url, b"abcdef").await;
 }

@@ -25,7 +25,7 @@ async fn options_advertises_the_protocol_without_tus_resumable() {
         );
         assert_eq!(
             header_str(&response, "tus-checksum-algorithm"),
-            Some("sha1,md5,sha256,crc32,crc32c")
+            Some("sha1,md5,sha256,sha512,crc32,crc32c")
         );
         assert_eq!(
             header_u64(response.headers(), "tus-max-size"),

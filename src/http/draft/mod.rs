@@ -161,9 +161,14 @@ impl Limits {
     }
 }
 
-/// What OPTIONS adds for the draft: the server's limits, and the media type
-/// appends use.
+/// What OPTIONS adds for the draft: the server's limits, the media type
+/// appends use, and the interop versions served
+/// (`Upload-Draft-Interop-Versions`, partway's own header).
 pub(crate) fn options_headers(headers: &mut HeaderMap, max_size: u64) {
+    let versions: Vec<String> = INTEROP_VERSIONS.map(|v| v.to_string()).collect();
+    if let Ok(value) = HeaderValue::from_str(&versions.join(", ")) {
+        headers.insert("upload-draft-interop-versions", value);
+    }
     let limits = sf::integer_dictionary([("max-size", max_size), ("min-size", 0)]);
     if let Ok(value) = HeaderValue::from_str(&limits) {
         headers.insert(names::UPLOAD_LIMIT, value);
@@ -172,4 +177,17 @@ pub(crate) fn options_headers(headers: &mut HeaderMap, max_size: u64) {
         "accept-patch",
         HeaderValue::from_static("application/partial-upload"),
     );
+}
+
+/// An answer to OPTIONS, with the interop version echoed if one was asked.
+pub(crate) fn echo(
+    mut response: axum::response::Response,
+    v: Option<Interop>,
+) -> axum::response::Response {
+    if let Some(v) = v {
+        response
+            .headers_mut()
+            .insert(names::INTEROP_VERSION, HeaderValue::from(v.0));
+    }
+    response
 }

@@ -7,6 +7,7 @@ use super::problem::Problem;
 use super::{Interop, Limits};
 use crate::http::location::collection_url;
 use crate::http::{AppState, body_stream, caller_of, content_length};
+use crate::protocol::checksum::{Algorithm, Checksum};
 use crate::protocol::metadata::Metadata;
 use crate::protocol::{names, sf};
 use crate::upload::access::Caller;
@@ -15,6 +16,7 @@ use crate::upload::{self, AppendRequest, BodyStream, NewUpload, Verify};
 use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header as h};
 use axum::response::{IntoResponse, Response};
+use base64::Engine;
 use futures_util::StreamExt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -208,13 +210,14 @@ async fn write(
     if empty && !complete && declared.is_none() {
         return Ok(info.clone());
     }
-    let (body, ended) = watch_end(body_stream(request, &Verify::None));
+    let verify = content_digest(headers)?;
+    let (body, ended) = watch_end(body_stream(request, &verify));
     let append = AppendRequest {
         offset,
         declared_length: declared.filter(|_| info.length.is_none()),
         content_length,
         body,
-        verify: Verify::None,
+        verify,
     };
     let after = app.service.append(caller, &info.id, append).await?;
     // An interrupted request never completes the upload.
@@ -231,6 +234,36 @@ async fn write(
         verify: Verify::None,
     };
     Ok(app.service.append(caller, &info.id, end).await?)
+}
+
+/// The check of a request's content from its `Content-Digest` (RFC 9530):
+/// `sha-256` or `sha-512`, whichever comes first; others are ignored.
+fn content_digest(headers: &HeaderMap) -> Result<Verify> {
+    let Some(raw) = headers.get("content-digest") else {
+        return Ok(Verify::None);
+    };
+    let malformed = || {
+        Problem::malformed("Content-Digest is not a structured-field Dictionary of byte sequences")
+    };
+    let text = raw.to_str().map_err(|_| malformed())?;
+    for member in text.split(',') {
+        let (key, value) = member.trim().split_once('=').ok_or_else(malformed)?;
+        let algorithm = match key.trim() {
+            "sha-256" => Algorithm::Sha256,
+            "sha-512" => Algorithm::Sha512,
+            _ => continue,
+        };
+        let b64 = value
+            .trim()
+            .strip_prefix(':')
+            .and_then(|v| v.strip_suffix(':'))
+            .ok_or_else(malformed)?;
+        let digest = base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .map_err(|_| malformed())?;
+        return Ok(Verify::Header(Checksum { algorithm, digest }));
+    }
+    Ok(Verify::None)
 }
 
 /// `body`, and a flag set once it has ended cleanly (not cut, not left
