@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Role: entry point of partway's black-box tus 1.0.0 conformance suite.
+"""Role: entry point of partway's black-box tus 1.0.0 conformance suite, and
+the resumable-upload draft's (cases_draft.py).
 
 Runs the table of cases (cases_*.py) against a live server and reports one
 line per case: PASS/FAIL/SKIP, id, severity, extension and the spec clause;
@@ -36,13 +37,14 @@ import cases_bad  # noqa: E402
 import cases_concat  # noqa: E402
 import cases_core  # noqa: E402
 import cases_creation  # noqa: E402
+import cases_draft  # noqa: E402
 import cases_ext  # noqa: E402
 from tuslib import Case, CheckFailed, Client, Skip, check, mint, read_secret  # noqa: E402
 
 EXPECTED = ["creation", "creation-with-upload", "creation-defer-length", "termination",
             "expiration", "checksum", "checksum-trailer", "concatenation"]
 TABLE = (cases_core.CASES + cases_creation.CASES + cases_ext.CASES + cases_concat.CASES + cases_bad.CASES
-         + cases_auth.CASES)
+         + cases_auth.CASES + cases_draft.CASES)
 TOKEN_SECONDS = 3600
 
 
@@ -139,7 +141,7 @@ def main():
     assert len(ids) == len(set(ids)), "duplicate case ids"
     results = []
     for row in table:
-        known = row.ext in t.extensions or row.ext in ("core", "bad-input", "auth")
+        known = row.ext in t.extensions or row.ext in ("core", "bad-input", "auth", "draft")
         if args.skip_unadvertised and not known:
             res = {"id": row.id, "ext": row.ext, "severity": row.severity, "clause": row.clause,
                    "outcome": "SKIP", "detail": f"{row.ext} not advertised", "seconds": 0}
