@@ -242,3 +242,54 @@ async fn content_digests_are_checked() {
     assert_eq!(right.status(), StatusCode::CREATED);
     app.assert_object(&url, b"abcdef").await;
 }
+
+/// The application is told of draft uploads as of tus ones, and the
+/// caller's token is checked the same way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hooks_and_authorization_apply_to_the_draft() {
+    let (receiver, hook_url) = crate::receiver::Receiver::start().await;
+    let signer = crate::tokens::Signer::new();
+    let auth = signer.settings();
+    let app = TestApp::spawn_with(move |s| {
+        s.hooks.http = Some(hook_url);
+        s.auth = auth;
+    })
+    .await;
+    let anonymous = send(
+        &app,
+        reqwest::Method::POST,
+        &app.endpoint(),
+        9,
+        &[("Upload-Complete", "?1")],
+        b"x".to_vec(),
+    )
+    .await;
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    let bearer = format!(
+        "Bearer {}",
+        signer.token("alice", 600, serde_json::json!({}))
+    );
+    let headers = [
+        ("Upload-Complete", "?1"),
+        ("Authorization", bearer.as_str()),
+    ];
+    let created = send(
+        &app,
+        reqwest::Method::POST,
+        &app.endpoint(),
+        9,
+        &headers,
+        b"hello".to_vec(),
+    )
+    .await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let id = id_of(&location(&created)).to_owned();
+    receiver
+        .wait_for(20, |r| {
+            ["post-create", "post-finish"]
+                .iter()
+                .all(|k| r.iter().any(|e| e.kind == *k && e.upload == id))
+        })
+        .await;
+    assert_eq!(receiver.problems(), Vec::<String>::new());
+}
