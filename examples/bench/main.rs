@@ -11,11 +11,13 @@
 //! peak RSS and CPU time it reports are partway's alone. The tus client sends
 //! each upload as one PATCH, streamed from a 64 MiB random block repeated.
 //! Throughput is MB/s (10^6 bytes/s) from creation to the final response.
-//! With `BENCH_FLOOD=N`, it then runs the flood phase ([`flood`]). With
+//! With `BENCH_FLOOD=N`, it then runs the flood phase ([`flood`]); with
+//! `BENCH_SMALL=N`, the small-upload phase ([`small`]). With
 //! `BENCH_AUTH=1`, partway requires bearer tokens and every request of the
 //! benchmark carries one.
 
 mod flood;
+mod small;
 
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_s3::primitives::ByteStream;
@@ -438,6 +440,13 @@ async fn main() -> Result<(), BoxError> {
         .and_then(|n| n.parse().ok())
     {
         flood::flood(&endpoint_tus, pid, count, 16 << 20).await?;
+    }
+    if let Some(count) = std::env::var("BENCH_SMALL")
+        .ok()
+        .and_then(|n| n.parse().ok())
+    {
+        let metrics = format!("http://127.0.0.1:{port}/metrics");
+        small::small(&endpoint_tus, &metrics, &s3, BUCKET, count).await?;
     }
     let (rss, _) = usage(pid);
     let url = last_url.ok_or("no rounds")?;
