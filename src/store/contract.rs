@@ -59,6 +59,7 @@ pub async fn state_store(state: &dyn StateStore, locker: &dyn Locker) {
     records_round_trip(state).await;
     commits_move_offset_and_tail(state, locker).await;
     commits_are_compare_and_set(state, locker).await;
+    multipart_starts_late_and_completion_drops_the_tail(state, locker).await;
     expiry_is_indexed(state).await;
     credentials_redeem_once(state).await;
 }
@@ -244,6 +245,47 @@ async fn commits_move_offset_and_tail(state: &dyn StateStore, locker: &dyn Locke
     );
     assert!(state.read_tail(&id, 7).await.is_err(), "more than stored");
     parts_and_fields_move_the_record(state, &id, token).await;
+    guard.release().await;
+    state.remove(&id, &[]).await.expect("remove");
+}
+
+/// An upload created without a multipart upload records one later; a
+/// completed upload's tail is dropped with the state change.
+async fn multipart_starts_late_and_completion_drops_the_tail(
+    state: &dyn StateStore,
+    locker: &dyn Locker,
+) {
+    let id = UploadId::random();
+    let info = UploadInfo {
+        multipart_id: None,
+        ..record(&id, 10)
+    };
+    state.create(&info, &[]).await.expect("create");
+    let guard = locker.acquire(&id, Duration::ZERO).await.expect("lock");
+    let token = guard.token();
+    let append = Change::AppendTail(Bytes::from_static(b"abc"));
+    state
+        .commit(&id, token, commit(0, 0, 3, append))
+        .await
+        .expect("append");
+    let started = Change::SetMultipart(MultipartId::new("mp-late"));
+    state
+        .commit(&id, token, commit(3, 3, 3, started))
+        .await
+        .expect("multipart");
+    let got = state.get(&id).await.expect("get").expect("record");
+    assert_eq!(got.multipart_id, Some(MultipartId::new("mp-late")));
+    let done = Change::SetState(UploadState::Completed);
+    state
+        .commit(&id, token, commit(3, 3, 3, done))
+        .await
+        .expect("complete");
+    let got = state.get(&id).await.expect("get").expect("record");
+    assert_eq!((got.state, got.offset), (UploadState::Completed, 3));
+    assert!(
+        state.read_tail(&id, 3).await.is_err(),
+        "the tail is dropped"
+    );
     guard.release().await;
     state.remove(&id, &[]).await.expect("remove");
 }

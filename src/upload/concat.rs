@@ -175,7 +175,8 @@ impl UploadService {
                 .await?;
             self.complete_sized(&info, &parts, length).await?;
         }
-        self.mark_completed(guard, &info, caller, length).await?;
+        self.mark_completed(guard, &info, caller, (length, 0))
+            .await?;
         self.state.set_expiry(&info.id, None).await?;
         info.offset = length;
         info.state = UploadState::Completed;

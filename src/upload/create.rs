@@ -114,8 +114,8 @@ impl UploadService {
         }
     }
 
-    /// Asks pre-create, starts the multipart upload (or, when the upload is
-    /// empty, writes its object at once) and writes the record, with
+    /// Asks pre-create, writes an empty upload's object at once (or starts a
+    /// final upload's multipart upload) and writes the record, with
     /// post-create (and an empty upload's post-finish) in the same step.
     pub(super) async fn create_record(
         &self,
@@ -129,13 +129,15 @@ impl UploadService {
                 .put_object(&info.object_key, content_type, bytes::Bytes::new())
                 .await?;
             info.state = UploadState::Completed;
-        } else {
+        } else if info.is_final() {
             let mp = self
                 .objects
                 .create_multipart(&info.object_key, content_type)
                 .await?;
             info.multipart_id = Some(mp);
         }
+        // Any other upload starts its multipart upload once a first part is
+        // coming: one that ends inside its first part costs one PutObject.
         info.expires_at = self.expiry_for(&info);
         let mut events = self.announce(HookKind::PostCreate, &info, caller);
         if info.state == UploadState::Completed {

@@ -32,6 +32,9 @@ impl UploadService {
         if !info.all_bytes_received() {
             return Ok(info);
         }
+        if info.multipart_id.is_none() {
+            return self.finish_in_one(guard, info, caller).await;
+        }
         let parts = if info.state == UploadState::Receiving {
             let parts = self.upload_last_part(guard, &info).await?;
             self.set_state(guard, &info, UploadState::Completing)
@@ -42,8 +45,31 @@ impl UploadService {
             self.state.parts(&info.id).await?
         };
         self.complete_sized(&info, &parts, info.offset).await?;
-        self.mark_completed(guard, &info, caller, info.offset)
+        self.mark_completed(guard, &info, caller, (info.offset, 0))
             .await?;
+        self.completed(info).await
+    }
+
+    /// Finishes an upload that ended inside its first part, so never started
+    /// a multipart upload: its bytes, all in the tail, become the object in
+    /// one PutObject. Writing it again after a crash writes the same bytes.
+    async fn finish_in_one(
+        &self,
+        guard: &LockGuard,
+        info: UploadInfo,
+        caller: &Caller,
+    ) -> Result<UploadInfo> {
+        let bytes = self.state.read_tail(&info.id, info.offset).await?;
+        self.objects
+            .put_object(&info.object_key, info.content_type.as_deref(), bytes)
+            .await?;
+        self.mark_completed(guard, &info, caller, (info.offset, info.offset))
+            .await?;
+        self.completed(info).await
+    }
+
+    /// Says an upload is completed, and lets it live on without expiring.
+    async fn completed(&self, mut info: UploadInfo) -> Result<UploadInfo> {
         info.state = UploadState::Completed;
         self.touch(&mut info).await?;
         tracing::info!(upload = %info.id, length = info.offset, key = %info.object_key, "upload completed");
@@ -104,15 +130,16 @@ impl UploadService {
     }
 
     /// The object exists: asks pre-finish, then marks the upload completed
-    /// at `offset`, with post-finish written in the same step. If pre-finish
-    /// fails, the upload stays completing, and the next HEAD or PATCH (or a
-    /// final upload's next HEAD) asks it again: post-finish is never lost.
+    /// at `offset`, with post-finish written in the same step (and the tail,
+    /// `tail_len` bytes, dropped). If pre-finish fails, the upload stays as
+    /// it was, and the next HEAD or PATCH (or a final upload's next HEAD)
+    /// asks it again: post-finish is never lost.
     pub(super) async fn mark_completed(
         &self,
         guard: &LockGuard,
         info: &UploadInfo,
         caller: &Caller,
-        offset: u64,
+        (offset, tail_len): (u64, u64),
     ) -> Result<()> {
         let done = UploadInfo {
             offset,
@@ -123,7 +150,7 @@ impl UploadService {
             .await?;
         let commit = Commit {
             expected_offset: info.offset,
-            expected_tail_len: 0,
+            expected_tail_len: tail_len,
             new_offset: offset,
             change: Change::SetState(UploadState::Completed),
             events: self.announce(HookKind::PostFinish, &done, caller),

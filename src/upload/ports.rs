@@ -158,8 +158,11 @@ pub enum Change {
     },
     /// Declare the length of a deferred upload.
     SetLength(u64),
-    /// Move to another state.
+    /// Move to another state. Moving to `completed` drops the tail, which
+    /// is no longer needed.
     SetState(UploadState),
+    /// Record the multipart upload, started once the first part is coming.
+    SetMultipart(MultipartId),
 }
 
 /// A compare-and-set on an upload's offset: acknowledged means durable.

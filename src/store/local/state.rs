@@ -17,7 +17,7 @@
 use super::lock::LocalLocker;
 use super::objects::write_atomic;
 use crate::upload::events::Event;
-use crate::upload::model::{LockToken, PartRecord, UploadId, UploadInfo, now_secs};
+use crate::upload::model::{LockToken, PartRecord, UploadId, UploadInfo, UploadState, now_secs};
 use crate::upload::ports::{Change, Commit, CommitError, StateStore, StoreError};
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -327,6 +327,13 @@ impl LocalState {
             }
             Change::SetState(state) => {
                 info.state = state;
+                self.write_record(&info).await?;
+                if state == UploadState::Completed {
+                    self.set_tail_len(id, 0).await?;
+                }
+            }
+            Change::SetMultipart(mp) => {
+                info.multipart_id = Some(mp);
                 self.write_record(&info).await?;
             }
         }

@@ -74,7 +74,7 @@ fn commit_call(
     let script: &'static redis::Script = match &commit.change {
         Change::AppendTail(_) => &COMMIT_APPEND,
         Change::Part { .. } => &COMMIT_PART,
-        Change::SetLength(_) | Change::SetState(_) => &COMMIT_FIELD,
+        Change::SetLength(_) | Change::SetState(_) | Change::SetMultipart(_) => &COMMIT_FIELD,
     };
     let mut call = script.prepare_invoke();
     call.key(&keys.info)
@@ -96,6 +96,7 @@ fn commit_call(
             .arg(if *consumes_tail { "1" } else { "0" }),
         Change::SetLength(length) => call.arg("length").arg(length.to_string()),
         Change::SetState(state) => call.arg("state").arg(state.as_str()),
+        Change::SetMultipart(mp) => call.arg("mp").arg(mp.as_str()),
     };
     event_args(&mut call, &commit.events)?;
     Ok(call)
@@ -204,8 +205,8 @@ impl RedisState {
 
 fn decode(id: &UploadId, fields: Vec<Option<String>>) -> Result<Option<UploadInfo>, StoreError> {
     let bad = |what: &str| StoreError::Other(format!("corrupt record {id}: {what}"));
-    let [fixed, offset, length, state, expires] =
-        <[Option<String>; 5]>::try_from(fields).map_err(|_| bad("field count"))?;
+    let [fixed, offset, length, state, expires, mp] =
+        <[Option<String>; 6]>::try_from(fields).map_err(|_| bad("field count"))?;
     let (Some(fixed), Some(offset), Some(state)) = (fixed, offset, state) else {
         return Ok(None);
     };
@@ -223,7 +224,7 @@ fn decode(id: &UploadId, fields: Vec<Option<String>>) -> Result<Option<UploadInf
         metadata: fixed.metadata,
         content_type: fixed.content_type,
         object_key: fixed.object_key,
-        multipart_id: fixed.multipart_id,
+        multipart_id: fixed.multipart_id.or(mp.map(MultipartId::new)),
         state: UploadState::parse(&state).ok_or_else(|| bad("state"))?,
         created_at: fixed.created_at,
         concat: fixed.concat,
@@ -281,7 +282,7 @@ impl StateStore for RedisState {
     async fn get(&self, id: &UploadId) -> Result<Option<UploadInfo>, StoreError> {
         let fields: Vec<Option<String>> = redis::cmd("HMGET")
             .arg(&self.keys(id).info)
-            .arg(&["info", "offset", "length", "state", "expires"])
+            .arg(&["info", "offset", "length", "state", "expires", "mp"])
             .query_async(&mut self.conn.clone())
             .await
             .map_err(store_error)?;

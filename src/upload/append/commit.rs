@@ -13,7 +13,7 @@ use crate::upload::model::{
     ETag, LockToken, MultipartId, ObjectKey, PartNumber, PartRecord, UploadId,
 };
 use crate::upload::plan;
-use crate::upload::ports::{Change, Commit, ObjectStore, StateStore};
+use crate::upload::ports::{Change, Commit, ObjectStore, StateStore, StoreError};
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use std::sync::Arc;
@@ -44,7 +44,8 @@ pub(super) struct CommitCtx {
     pub state: Arc<dyn StateStore>,
     pub id: UploadId,
     pub key: ObjectKey,
-    pub multipart_id: MultipartId,
+    /// `None` until the upload's first part is coming.
+    pub multipart_id: Option<MultipartId>,
     pub token: LockToken,
     pub in_flight: usize,
 }
@@ -85,7 +86,9 @@ impl Progress {
         let tail = match &commit.change {
             Change::AppendTail(data) => commit.expected_tail_len + data.len() as u64,
             Change::Part { .. } => 0,
-            Change::SetLength(_) | Change::SetState(_) => commit.expected_tail_len,
+            Change::SetLength(_) | Change::SetState(_) | Change::SetMultipart(_) => {
+                commit.expected_tail_len
+            }
         };
         Self {
             offset: commit.new_offset,
@@ -174,10 +177,17 @@ fn upload_parts(
         let ctx = ctx.clone();
         // Spawned, so parts keep moving while the committer commits.
         tokio::spawn(tracing::Instrument::in_current_span(async move {
-            let etag = ctx
-                .objects
-                .upload_part(&ctx.key, &ctx.multipart_id, job.number, job.data.clone())
-                .await;
+            let etag = match &ctx.multipart_id {
+                Some(mp) => {
+                    ctx.objects
+                        .upload_part(&ctx.key, mp, job.number, job.data.clone())
+                        .await
+                }
+                None => Err(StoreError::Other(format!(
+                    "upload {}: a part without a multipart upload",
+                    ctx.id
+                ))),
+            };
             (job, etag)
         }))
     })

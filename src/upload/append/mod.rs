@@ -139,6 +139,9 @@ impl UploadService {
             self.declare_length(guard, &mut info, length).await?;
         }
         if info.state == UploadState::Receiving {
+            if info.multipart_id.is_none() && may_fill_a_part(&info, &request) {
+                self.start_multipart(guard, &mut info).await?;
+            }
             let received = self.receive(guard, &info, request, hook).await;
             hook.report(&info, received.progress.offset, true);
             info.offset = received.progress.offset;
@@ -204,11 +207,36 @@ impl UploadService {
         Ok(())
     }
 
-    /// What the committer needs to write `info`'s parts under `guard`.
+    /// Starts `info`'s multipart upload and records it, before its first
+    /// part is cut.
+    async fn start_multipart(&self, guard: &LockGuard, info: &mut UploadInfo) -> Result<()> {
+        let content_type = info.content_type.as_deref();
+        let mp = self
+            .objects
+            .create_multipart(&info.object_key, content_type)
+            .await?;
+        let commit = Commit {
+            expected_offset: info.offset,
+            expected_tail_len: plan::tail_len(info.offset, info.part_size),
+            new_offset: info.offset,
+            change: Change::SetMultipart(mp.clone()),
+            events: Vec::new(),
+        };
+        if let Err(e) = self.state.commit(&info.id, guard.token(), commit).await {
+            if let Err(abort) = self.objects.abort_multipart(&info.object_key, &mp).await {
+                tracing::warn!(upload = %info.id, error = %abort, "could not abort an unrecorded multipart upload");
+            }
+            return Err(e.into());
+        }
+        info.multipart_id = Some(mp);
+        Ok(())
+    }
+
+    /// What the committer needs to write `info`'s parts under `guard`. An
+    /// upload still without a multipart upload cuts no part (see
+    /// [`may_fill_a_part`]); if one came, it is refused.
     fn commit_ctx(&self, guard: &LockGuard, info: &UploadInfo) -> Result<CommitCtx> {
-        let multipart_id = info.multipart_id.clone().ok_or_else(|| {
-            Error::Internal(format!("upload {} has no multipart upload", info.id))
-        })?;
+        let multipart_id = info.multipart_id.clone();
         Ok(CommitCtx {
             objects: self.objects.clone(),
             state: self.state.clone(),
@@ -219,6 +247,15 @@ impl UploadService {
             in_flight: self.limits.parts_in_flight.max(1),
         })
     }
+}
+
+/// Whether `request` may complete a part of `info`: it reaches the next
+/// boundary of the part grid, or its length is unknown.
+fn may_fill_a_part(info: &UploadInfo, request: &AppendRequest) -> bool {
+    let next_boundary = (info.offset / info.part_size + 1) * info.part_size;
+    request
+        .content_length
+        .is_none_or(|sent| info.offset + sent >= next_boundary)
 }
 
 /// The checks that refuse a PATCH before anything changes: a refused request

@@ -16,6 +16,13 @@ async fn an_upload_whose_multipart_upload_vanished_is_retired_with_404() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (service, objects) = service(dir.path());
     let info = new_upload(&service, Some(4 * PART)).await;
+    // The first PATCH starts the multipart upload with its first part.
+    let first = vec![7u8; PART as usize + 10];
+    service
+        .append(&anyone(), &info.id, send(0, &first))
+        .await
+        .expect("patch");
+    let info = service.head(&anyone(), &info.id).await.expect("head");
     // A lifecycle rule (or the store's own cleanup) aborts it behind our back.
     let mp = info.multipart_id.clone().expect("multipart upload");
     crate::upload::ports::ObjectStore::abort_multipart(&objects, &info.object_key, &mp)
@@ -27,7 +34,7 @@ async fn an_upload_whose_multipart_upload_vanished_is_retired_with_404() {
             &anyone(),
             &info.id,
             AppendRequest {
-                offset: 0,
+                offset: PART + 10,
                 declared_length: None,
                 content_length: Some(data.len() as u64),
                 body: body(vec![data], false),
@@ -43,11 +50,13 @@ async fn an_upload_whose_multipart_upload_vanished_is_retired_with_404() {
 }
 
 /// Delegates to the embedded store, failing CompleteMultipartUpload a set
-/// number of times and counting part uploads.
+/// number of times and counting multipart uploads, parts and PutObjects.
 struct FlakyComplete {
     inner: LocalObjects,
     failures_left: std::sync::atomic::AtomicUsize,
     parts_uploaded: std::sync::atomic::AtomicUsize,
+    multiparts_started: std::sync::atomic::AtomicUsize,
+    objects_put: std::sync::atomic::AtomicUsize,
 }
 
 #[async_trait::async_trait]
@@ -60,6 +69,7 @@ impl crate::upload::ports::ObjectStore for FlakyComplete {
         key: &ObjectKey,
         content_type: Option<&str>,
     ) -> std::result::Result<MultipartId, StoreError> {
+        self.multiparts_started.fetch_add(1, Ordering::SeqCst);
         self.inner.create_multipart(key, content_type).await
     }
     async fn upload_part(
@@ -100,6 +110,7 @@ impl crate::upload::ports::ObjectStore for FlakyComplete {
         content_type: Option<&str>,
         body: Bytes,
     ) -> std::result::Result<(), StoreError> {
+        self.objects_put.fetch_add(1, Ordering::SeqCst);
         self.inner.put_object(key, content_type, body).await
     }
     async fn object_size(&self, key: &ObjectKey) -> std::result::Result<Option<u64>, StoreError> {
@@ -140,6 +151,8 @@ fn flaky_service(
         inner: objects.clone(),
         failures_left: failures.into(),
         parts_uploaded: 0.into(),
+        multiparts_started: 0.into(),
+        objects_put: 0.into(),
     });
     let locker = LocalLocker::new();
     let service = Arc::new(UploadService::new(
@@ -293,4 +306,88 @@ async fn takeover_and_shutdown_both_keep_what_arrived_and_only_a_takeover_counts
     let patched = patch.await.expect("join").expect("the PATCH answers");
     assert_eq!(patched.offset, 1200, "what arrived is kept at shutdown");
     assert_eq!(takeovers(), 1, "a shutdown is not a takeover");
+}
+
+#[tokio::test]
+async fn an_upload_that_ends_inside_its_first_part_is_one_put_object() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (service, counting, objects) = flaky_service(dir.path(), 0);
+    let count = |c: &std::sync::atomic::AtomicUsize| c.load(Ordering::SeqCst);
+    // 700 bytes (parts are 1024 here) in two PATCHes: no multipart upload.
+    let data: Vec<u8> = (0..700u32).map(|i| (i % 251) as u8).collect();
+    let small = new_upload(&service, Some(700)).await;
+    service
+        .append(&anyone(), &small.id, send(0, &data[..300]))
+        .await
+        .expect("patch");
+    let done = service
+        .append(&anyone(), &small.id, send(300, &data[300..]))
+        .await
+        .expect("patch");
+    assert_eq!(done.state, UploadState::Completed);
+    assert_eq!(stored(&objects, &small), data);
+    assert_eq!(
+        (
+            count(&counting.multiparts_started),
+            count(&counting.objects_put)
+        ),
+        (0, 1)
+    );
+    // A deferred upload that ends inside its first part, declared at the end.
+    let deferred = new_upload(&service, None).await;
+    service
+        .append(&anyone(), &deferred.id, send(0, &data[..10]))
+        .await
+        .expect("patch");
+    let end = AppendRequest {
+        declared_length: Some(10),
+        ..send(10, b"")
+    };
+    service
+        .append(&anyone(), &deferred.id, end)
+        .await
+        .expect("declare");
+    assert_eq!(stored(&objects, &deferred), &data[..10]);
+    assert_eq!(
+        (
+            count(&counting.multiparts_started),
+            count(&counting.objects_put)
+        ),
+        (0, 2)
+    );
+    // Crossing a part boundary starts one multipart upload, once.
+    let big: Vec<u8> = (0..2500u32).map(|i| (i % 13) as u8).collect();
+    let large = new_upload(&service, Some(2500)).await;
+    service
+        .append(&anyone(), &large.id, send(0, &big[..500]))
+        .await
+        .expect("patch");
+    assert_eq!(
+        count(&counting.multiparts_started),
+        0,
+        "not before a part is coming"
+    );
+    service
+        .append(&anyone(), &large.id, send(500, &big[500..]))
+        .await
+        .expect("patch");
+    assert_eq!(stored(&objects, &large), big);
+    assert_eq!(
+        (
+            count(&counting.multiparts_started),
+            count(&counting.parts_uploaded)
+        ),
+        (1, 3)
+    );
+    // Terminating an upload that never started one leaves nothing behind.
+    let dropped = new_upload(&service, Some(700)).await;
+    service
+        .append(&anyone(), &dropped.id, send(0, &data[..100]))
+        .await
+        .expect("patch");
+    service
+        .terminate(&anyone(), &dropped.id)
+        .await
+        .expect("terminate");
+    assert_eq!(count(&counting.multiparts_started), 1);
 }
