@@ -3,7 +3,8 @@
 //! PutObjects of 10 KiB straight into the same S3 server from 32 clients.
 //! It also says where a small upload's time goes: the S3 requests and Redis
 //! round trips partway made for each, read from its `/metrics` before and
-//! after.
+//! after. Then 5,000 HEADs of those uploads, 32 at a time, with the Redis
+//! round trips each cost.
 //!
 //! ```text
 //! BENCH_SMALL=2000 cargo run --release --example bench -- 64 1
@@ -13,6 +14,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -48,6 +50,7 @@ async fn through_partway(
     client: reqwest::Client,
     endpoint: String,
     body: Bytes,
+    urls: Arc<Mutex<Vec<String>>>,
 ) -> Result<(), BoxError> {
     let url = super::create(&client, &endpoint, SIZE as u64).await?;
     let patched = client
@@ -61,7 +64,44 @@ async fn through_partway(
     if patched.status() != reqwest::StatusCode::NO_CONTENT {
         return Err(format!("PATCH answered {}", patched.status()).into());
     }
+    if let Ok(mut urls) = urls.lock() {
+        urls.push(url);
+    }
     Ok(())
+}
+
+/// One HEAD of `url`.
+async fn head(client: reqwest::Client, url: String) -> Result<(), BoxError> {
+    let answer = client
+        .head(&url)
+        .header("Tus-Resumable", "1.0.0")
+        .send()
+        .await?;
+    if answer.status() != reqwest::StatusCode::OK {
+        return Err(format!("HEAD answered {}", answer.status()).into());
+    }
+    Ok(())
+}
+
+/// Round trips per operation between two scrapes, for `count` requests.
+fn per_request(
+    before: &BTreeMap<String, f64>,
+    after: &BTreeMap<String, f64>,
+    count: usize,
+) -> String {
+    let per: Vec<String> = after
+        .iter()
+        .map(|(op, n)| {
+            (
+                op,
+                (n - before.get(op).copied().unwrap_or(0.0)) / count as f64,
+            )
+        })
+        .filter(|(_, n)| *n > 0.0)
+        .map(|(op, n)| format!("{op} {n:.2}"))
+        .collect();
+    let total: f64 = after.values().sum::<f64>() - before.values().sum::<f64>();
+    format!("{:.2} ({})", total / count as f64, per.join(", "))
 }
 
 /// `count` runs of `one`, `AT_ONCE` at a time; returns uploads per second.
@@ -95,8 +135,14 @@ pub async fn small(
         counts(metrics_url, "partway_s3_request_duration_seconds").await?,
         counts(metrics_url, "partway_redis_request_duration_seconds").await?,
     );
+    let urls = Arc::new(Mutex::new(Vec::new()));
     let partway = rate(count, |_| {
-        through_partway(client.clone(), endpoint.to_owned(), body.clone())
+        through_partway(
+            client.clone(),
+            endpoint.to_owned(),
+            body.clone(),
+            urls.clone(),
+        )
     })
     .await?;
     let s3_after = counts(metrics_url, "partway_s3_request_duration_seconds").await?;
@@ -115,27 +161,29 @@ pub async fn small(
     println!("  through partway:       {partway:.0} uploads/s");
     println!("  PutObject straight:    {direct:.0} objects/s");
     println!("  ratio partway/direct:  {:.2}", partway / direct);
-    for (what, before, after) in [
-        ("S3 requests", s3_before, s3_after),
-        ("Redis round trips", redis_before, redis_after),
-    ] {
-        let per: Vec<String> = after
-            .iter()
-            .map(|(op, n)| {
-                (
-                    op,
-                    (n - before.get(op).copied().unwrap_or(0.0)) / count as f64,
-                )
-            })
-            .filter(|(_, n)| *n > 0.0)
-            .map(|(op, n)| format!("{op} {n:.2}"))
-            .collect();
-        let total: f64 = after.values().sum::<f64>() - before.values().sum::<f64>();
-        println!(
-            "  {what} per upload: {:.2} ({})",
-            total / count as f64,
-            per.join(", ")
-        );
+    println!(
+        "  S3 requests per upload: {}",
+        per_request(&s3_before, &s3_after, count)
+    );
+    println!(
+        "  Redis round trips per upload: {}",
+        per_request(&redis_before, &redis_after, count)
+    );
+    let urls = urls.lock().map(|u| u.clone()).unwrap_or_default();
+    if urls.is_empty() {
+        return Ok(());
     }
+    let heads = 5000;
+    let before = counts(metrics_url, "partway_redis_request_duration_seconds").await?;
+    let rate_heads = rate(heads, |i| {
+        head(client.clone(), urls[i % urls.len()].clone())
+    })
+    .await?;
+    let after = counts(metrics_url, "partway_redis_request_duration_seconds").await?;
+    println!("{heads} HEADs, {AT_ONCE} at a time: {rate_heads:.0} requests/s");
+    println!(
+        "  Redis round trips per HEAD: {}",
+        per_request(&before, &after, heads)
+    );
     Ok(())
 }
