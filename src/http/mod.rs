@@ -148,12 +148,17 @@ const SINGLE_VALUED: &[&str] = &[
     names::METHOD_OVERRIDE,
 ];
 
+/// The first of `names` the request sends more than once.
+fn repeated<'a>(headers: &HeaderMap, names: &[&'a str]) -> Option<&'a str> {
+    names
+        .iter()
+        .copied()
+        .find(|name| headers.get_all(*name).iter().nth(1).is_some())
+}
+
 /// Refuses a request that repeats a single-valued tus header.
 fn check_single_valued(headers: &HeaderMap) -> Result<()> {
-    match SINGLE_VALUED
-        .iter()
-        .find(|name| headers.get_all(**name).iter().nth(1).is_some())
-    {
+    match repeated(headers, SINGLE_VALUED) {
         Some(name) => Err(Error::Malformed(format!("{name} is sent more than once"))),
         None => Ok(()),
     }

@@ -143,21 +143,21 @@ impl UploadService {
         if info.state == UploadState::Completed {
             let asked = self.ask(self.event(HookKind::PreFinish, &info, caller));
             if let Err(e) = asked.await {
-                self.discard(&info).await;
+                self.discard(&info, true).await;
                 return Err(e);
             }
             events.extend(self.announce(HookKind::PostFinish, &info, caller));
         }
         if let Err(e) = self.state.create(&info, &events).await {
-            if let StoreError::Exists(_) = e {
-                // The object may be the other upload's: only the new
-                // multipart upload is ours to undo.
-                info.length = None;
-                self.discard(&info).await;
-                return Err(Error::IdTaken(info.id));
-            }
-            self.discard(&info).await;
-            return Err(e.into());
+            // A taken id's object may be the other upload's: only the new
+            // multipart upload is ours to undo.
+            let taken = matches!(e, StoreError::Exists(_));
+            self.discard(&info, !taken).await;
+            return Err(if taken {
+                Error::IdTaken(info.id)
+            } else {
+                e.into()
+            });
         }
         super::bump(&self.counters.uploads_created);
         if info.state == UploadState::Completed {
@@ -200,11 +200,14 @@ impl UploadService {
     }
 
     /// Undoes what a creation that failed wrote to the object store: its
-    /// multipart upload, or the empty object of an upload of length 0.
-    async fn discard(&self, info: &UploadInfo) {
+    /// multipart upload, and with `object`, the empty object of an upload of
+    /// length 0.
+    async fn discard(&self, info: &UploadInfo, object: bool) {
         let undone = match &info.multipart_id {
             Some(mp) => self.objects.abort_multipart(&info.object_key, mp).await,
-            None if info.length == Some(0) => self.objects.delete_object(&info.object_key).await,
+            None if object && info.length == Some(0) => {
+                self.objects.delete_object(&info.object_key).await
+            }
             None => Ok(()),
         };
         if let Err(e) = undone {

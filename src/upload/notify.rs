@@ -67,6 +67,8 @@ impl UploadService {
 pub(super) struct ProgressHook {
     service: Arc<UploadService>,
     caller: Caller,
+    /// Whether the application wants post-receive at all, asked once.
+    wanted: bool,
     last_sent: Option<Instant>,
     last_offset: u64,
     /// Cancelled when the application asked to stop the upload.
@@ -99,6 +101,7 @@ impl ProgressHook {
     /// Progress of a PATCH that starts at `offset`.
     pub fn new(service: Arc<UploadService>, caller: Caller, offset: u64) -> Self {
         Self {
+            wanted: service.app.wants(HookKind::PostReceive),
             service,
             caller,
             last_sent: None,
@@ -111,10 +114,10 @@ impl ProgressHook {
     /// Reports `info` at `offset` if the interval has passed (or `force`)
     /// and the offset moved.
     pub fn report(&mut self, info: &UploadInfo, offset: u64, force: bool) {
-        let service = &self.service;
-        if !service.app.wants(HookKind::PostReceive) || offset == self.last_offset {
+        if !self.wanted || offset == self.last_offset {
             return;
         }
+        let service = &self.service;
         let due = self
             .last_sent
             .is_none_or(|at| at.elapsed() >= service.limits.progress_interval);

@@ -57,10 +57,7 @@ impl Interop {
             names::UPLOAD_OFFSET,
             names::UPLOAD_LENGTH,
         ];
-        if let Some(name) = single
-            .iter()
-            .find(|n| headers.get_all(**n).iter().nth(1).is_some())
-        {
+        if let Some(name) = super::repeated(headers, &single) {
             return Err(Problem::malformed(format!("{name} is sent more than once")));
         }
         Ok(Some(Self(version)))

@@ -172,7 +172,7 @@ impl Outbox for LocalState {
 
     async fn pending(&self, limit: usize) -> Result<Vec<Pending>, StoreError> {
         let lines = self.undelivered().await?;
-        if lines.is_empty() {
+        if lines.is_empty() && fs::metadata(self.events_path("log")).await.is_ok() {
             self.compact().await?;
         }
         Ok(lines

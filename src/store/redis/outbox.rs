@@ -122,17 +122,14 @@ impl RedisState {
     pub(super) async fn relay(&self, id: &UploadId, score: u64) -> Result<(), StoreError> {
         let pending = self.keys(id).pending;
         let stream = self.stream();
-        for (key, fields) in self.range(&pending, 1000).await? {
-            let mut cmd = redis::cmd("XADD");
-            cmd.arg(&stream).arg("*");
-            for name in ["id", "type", "upload", "event"] {
-                cmd.arg(name)
-                    .arg(fields.get(name).map_or("", String::as_str));
+        for entry in self.range(&pending, 1000).await? {
+            let key = entry.0.clone();
+            match decode(entry) {
+                Some(moved) => self.xadd(&stream, &moved.event, None).await?,
+                None => {
+                    tracing::warn!(entry = %key, "dropping a pending entry that is not an event")
+                }
             }
-            let _: String = cmd
-                .query_async(&mut self.conn.clone())
-                .await
-                .map_err(store_error)?;
             self.xdel(&pending, &key).await?;
         }
         let _: i64 = UNINDEX_SCRIPT
