@@ -445,6 +445,8 @@ fn limits(settings: &Settings) -> Limits {
         expired_gone: settings.expired_gone,
         buffer_budget_kib: Limits::budget_kib(settings.max_buffer),
         max_active_appends: settings.max_active_uploads,
+        parts_in_flight: settings.parts_in_flight,
+        parts_in_flight_total: settings.parts_in_flight_total,
         resume_grace: resume_grace(settings),
         progress_interval: settings.hooks.progress_interval,
         ..Limits::new(settings.part_size, settings.max_size)

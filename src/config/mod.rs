@@ -18,7 +18,7 @@ pub use hooks::HookFlags;
 use crate::auth::AuthSettings;
 use crate::hook::HookSettings;
 use crate::http::HttpConfig;
-use crate::store::s3::S3Settings;
+use crate::store::s3::{PartCheck, S3Settings};
 use crate::tls::TlsFiles;
 use crate::upload::plan::{MIB, PartLimits};
 use clap::{Parser, ValueEnum};
@@ -45,6 +45,10 @@ pub mod defaults {
     pub const MAX_BUFFER: u64 = Limits::DEFAULT_BUFFER_BUDGET;
     /// Uploads written at once.
     pub const MAX_ACTIVE_UPLOADS: usize = Limits::DEFAULT_MAX_ACTIVE_APPENDS;
+    /// Parts uploaded at once per PATCH.
+    pub const PARTS_IN_FLIGHT: usize = Limits::DEFAULT_PARTS_IN_FLIGHT;
+    /// Parts uploaded at once across all PATCHes.
+    pub const PARTS_IN_FLIGHT_TOTAL: usize = Limits::DEFAULT_PARTS_IN_FLIGHT_TOTAL;
     /// How long an unfinished upload lives after its last PATCH.
     pub const EXPIRE_AFTER: Duration = Limits::DEFAULT_EXPIRE_AFTER;
     /// The prefix of every Redis key.
@@ -87,11 +91,30 @@ pub struct Config {
     /// Use path-style addressing (most S3-compatible stores need it).
     #[arg(long, env = "PARTWAY_S3_FORCE_PATH_STYLE")]
     pub s3_force_path_style: bool,
-    /// What S3 checks each part against besides the SHA-256 of its SigV4
-    /// signature: none, or md5 (Content-MD5 on every UploadPart, for stores
-    /// that do not verify the signed payload hash; about 1.7 CPU s per GiB).
+    /// The digest S3 checks each part (and small object) against before it
+    /// stores it: crc32c (x-amz-checksum-crc32c, nearly free), md5
+    /// (Content-MD5, for stores without CRC32C; about 1.7 CPU-s per GiB), or
+    /// none (only a signed payload's SHA-256).
     #[arg(long, env = "PARTWAY_S3_PART_CHECKSUM", value_enum, default_value_t)]
     pub s3_part_checksum: PartChecksum,
+    /// How bodies are signed: auto (unsigned over HTTPS, SHA-256 over plain
+    /// HTTP), unsigned (UNSIGNED-PAYLOAD, relying on the part checksum: for
+    /// plain-HTTP endpoints you trust, such as loopback), or signed.
+    #[arg(long, env = "PARTWAY_S3_PAYLOAD", value_enum, default_value_t)]
+    pub s3_payload: PayloadSigning,
+    /// Parts uploaded at once per PATCH while more of its body is read; each
+    /// holds a part's buffer, within --max-buffer.
+    #[arg(long, env = "PARTWAY_S3_PARTS_IN_FLIGHT",
+          default_value_t = defaults::PARTS_IN_FLIGHT,
+          value_parser = parse_at_least_one)]
+    pub s3_parts_in_flight: usize,
+    /// Parts uploaded at once across all PATCHes. A PATCH with a full part
+    /// and no free slot stops reading until one frees, which bounds memory
+    /// to about one part per PATCH plus this many parts.
+    #[arg(long, env = "PARTWAY_S3_PARTS_IN_FLIGHT_TOTAL",
+          default_value_t = defaults::PARTS_IN_FLIGHT_TOTAL,
+          value_parser = parse_at_least_one)]
+    pub s3_parts_in_flight_total: usize,
     /// Redis URL for upload state and locks, e.g. redis://127.0.0.1:6379,
     /// or rediss://host:6380 for TLS.
     #[arg(long, env = "PARTWAY_REDIS_URL")]
@@ -236,12 +259,49 @@ impl fmt::Display for Span {
     }
 }
 
-/// What S3 checks each part against besides the signed payload hash.
+/// The digest S3 checks each part against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
 pub enum PartChecksum {
-    #[default]
     None,
+    #[default]
+    Crc32c,
     Md5,
+}
+
+impl From<PartChecksum> for PartCheck {
+    fn from(checksum: PartChecksum) -> Self {
+        match checksum {
+            PartChecksum::None => Self::None,
+            PartChecksum::Crc32c => Self::Crc32c,
+            PartChecksum::Md5 => Self::Md5,
+        }
+    }
+}
+
+/// How request bodies to S3 are signed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum PayloadSigning {
+    /// Unsigned over HTTPS (TLS and the part checksum guard the bytes),
+    /// signed over plain HTTP; signed when there is no part checksum.
+    #[default]
+    Auto,
+    Signed,
+    Unsigned,
+}
+
+impl PayloadSigning {
+    /// Whether bodies go as `UNSIGNED-PAYLOAD` to `endpoint` (`None` is AWS,
+    /// over HTTPS).
+    fn unsigned(self, endpoint: Option<&str>, check: PartChecksum) -> bool {
+        match self {
+            Self::Signed => false,
+            Self::Unsigned => true,
+            Self::Auto => {
+                check != PartChecksum::None
+                    && endpoint.is_none_or(|e| e.to_ascii_lowercase().starts_with("https://"))
+            }
+        }
+    }
 }
 
 /// How an expired upload is answered.
@@ -358,6 +418,10 @@ pub struct Settings {
     pub max_buffer: u64,
     /// Uploads written at once.
     pub max_active_uploads: usize,
+    /// Parts uploaded at once per PATCH.
+    pub parts_in_flight: usize,
+    /// Parts uploaded at once across all PATCHes.
+    pub parts_in_flight_total: usize,
     /// How connections are accepted and timed.
     pub serving: Serving,
     /// Who may do what.
@@ -416,6 +480,8 @@ impl Default for Settings {
             expired_gone: false,
             max_buffer: defaults::MAX_BUFFER,
             max_active_uploads: defaults::MAX_ACTIVE_UPLOADS,
+            parts_in_flight: defaults::PARTS_IN_FLIGHT,
+            parts_in_flight_total: defaults::PARTS_IN_FLIGHT_TOTAL,
             serving: Serving::default(),
             auth: AuthSettings::default(),
             metrics: MetricsAt::default(),
@@ -551,6 +617,8 @@ impl Config {
             expired_gone: self.expired_status == ExpiredStatus::Gone,
             max_buffer: self.max_buffer.0,
             max_active_uploads: self.max_active_uploads,
+            parts_in_flight: self.s3_parts_in_flight,
+            parts_in_flight_total: self.s3_parts_in_flight_total,
             serving: Serving {
                 header_read_timeout: self.header_read_timeout.0,
                 max_connections: self.max_connections,
@@ -630,16 +698,23 @@ impl Config {
         if self.redis_prefix.contains(['{', '}']) {
             return Err("--redis-prefix must not contain { or }".into());
         }
+        let endpoint = given(&self.s3_endpoint);
+        let s3 = S3Settings {
+            unsigned_payload: self
+                .s3_payload
+                .unsigned(endpoint.as_deref(), self.s3_part_checksum),
+            bucket,
+            endpoint,
+            region: given(&self.s3_region),
+            force_path_style: self.s3_force_path_style,
+            credentials: None,
+            read_timeout: None,
+            part_check: self.s3_part_checksum.into(),
+        };
+        s3.validate()
+            .map_err(|e| format!("--s3-payload unsigned with --s3-part-checksum none: {e}"))?;
         Ok(Backend::S3 {
-            s3: S3Settings {
-                bucket,
-                endpoint: given(&self.s3_endpoint),
-                region: given(&self.s3_region),
-                force_path_style: self.s3_force_path_style,
-                credentials: None,
-                read_timeout: None,
-                part_md5: self.s3_part_checksum == PartChecksum::Md5,
-            },
+            s3,
             key_prefix: self.s3_prefix.clone(),
             redis_url,
             redis_prefix: self.redis_prefix.clone(),
@@ -707,6 +782,18 @@ mod tests {
         assert!(err(&["--cors-allow-credentials"]).contains("--cors-origins"));
         assert!(err(&["--max-active-uploads", "0"]).contains("--max-active-uploads"));
         assert!(err(&["--s3-part-checksum", "sha1"]).contains("--s3-part-checksum"));
+        assert!(err(&["--s3-parts-in-flight", "0"]).contains("--s3-parts-in-flight"));
+        let unchecked = [
+            "--s3-bucket",
+            "b",
+            "--redis-url",
+            "redis://x",
+            "--s3-payload",
+            "unsigned",
+            "--s3-part-checksum",
+            "none",
+        ];
+        assert!(err(&unchecked).contains("--s3-payload"));
         assert!(err(&["--auth-issuer", "me"]).contains("needs a key"));
         assert!(err(&["--auth-single-use-creation"]).contains("--auth-single-use-creation"));
         assert!(err(&["--access-hook-url", "ftp://x"]).contains("--access-hook-url"));
@@ -721,6 +808,34 @@ mod tests {
             "0",
         ];
         assert!(err(&hook).contains("--access-hook-timeout"));
+    }
+
+    #[test]
+    fn bodies_go_unsigned_only_over_https_or_when_asked_and_always_checked() {
+        let s3 = |args: &[&str]| {
+            let mut argv = vec!["partway", "--s3-bucket", "b", "--redis-url", "redis://x"];
+            argv.extend_from_slice(args);
+            match config(&argv[1..]).validate().expect("valid").backend {
+                Backend::S3 { s3, .. } => (s3.unsigned_payload, s3.part_check),
+                Backend::Local { .. } => panic!("not S3"),
+            }
+        };
+        assert_eq!(s3(&[]), (true, PartCheck::Crc32c));
+        assert!(s3(&["--s3-endpoint", "https://s3.example"]).0);
+        assert!(!s3(&["--s3-endpoint", "http://127.0.0.1:3900"]).0);
+        let trusted = [
+            "--s3-endpoint",
+            "http://127.0.0.1:3900",
+            "--s3-payload",
+            "unsigned",
+        ];
+        assert!(s3(&trusted).0);
+        assert!(!s3(&["--s3-payload", "signed"]).0);
+        assert_eq!(
+            s3(&["--s3-part-checksum", "none"]),
+            (false, PartCheck::None)
+        );
+        assert_eq!(s3(&["--s3-part-checksum", "md5"]), (true, PartCheck::Md5));
     }
 
     #[test]

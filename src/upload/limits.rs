@@ -19,6 +19,10 @@ pub struct Limits {
     pub lock_wait: Duration,
     /// Part uploads in flight per PATCH while more bytes are read.
     pub parts_in_flight: usize,
+    /// Part uploads in flight across all PATCHes. A PATCH with a full part
+    /// and no free slot stops reading until one frees, so memory stays near
+    /// one part per PATCH plus this many, however fast clients send.
+    pub parts_in_flight_total: usize,
     /// Part copies or uploads in flight while a final upload is assembled.
     pub assembly_in_flight: usize,
     /// Expired uploads handled per reaper pass.
@@ -51,6 +55,10 @@ pub struct Limits {
 impl Limits {
     /// The part size used unless an upload is too large for it.
     pub const DEFAULT_PART_SIZE: u64 = 8 * MIB;
+    /// Part uploads in flight per PATCH.
+    pub const DEFAULT_PARTS_IN_FLIGHT: usize = 4;
+    /// Part uploads in flight across all PATCHes.
+    pub const DEFAULT_PARTS_IN_FLIGHT_TOTAL: usize = 4;
     /// Bytes buffered across all requests.
     pub const DEFAULT_BUFFER_BUDGET: u64 = 1 << 30;
     /// PATCHes written at once.
@@ -68,7 +76,8 @@ impl Limits {
             max_deferred_size: max_size
                 .unwrap_or(part_size.saturating_mul(u64::from(parts.max_parts))),
             lock_wait: Duration::from_secs(3),
-            parts_in_flight: 2,
+            parts_in_flight: Self::DEFAULT_PARTS_IN_FLIGHT,
+            parts_in_flight_total: Self::DEFAULT_PARTS_IN_FLIGHT_TOTAL,
             assembly_in_flight: 3,
             reap_batch: 100,
             buffer_budget_kib: Self::budget_kib(Self::DEFAULT_BUFFER_BUDGET),

@@ -51,6 +51,11 @@ pub struct UploadService {
     limits: Limits,
     key_prefix: String,
     budget: Arc<Semaphore>,
+    /// One permit per part on its way to the object store, across all
+    /// PATCHes (`parts_in_flight_total`).
+    part_slots: Arc<Semaphore>,
+    /// Full-part buffers kept for reuse.
+    part_pool: Arc<append::buffer::PartPool>,
     /// One permit per upload being written (`max_active_appends`).
     active: Arc<Semaphore>,
     /// Cancelled at shutdown: PATCHes stop reading and commit what they have.
@@ -107,13 +112,20 @@ impl UploadService {
     ) -> Self {
         let budget = Arc::new(Semaphore::new(limits.buffer_budget_kib as usize));
         let active = Arc::new(Semaphore::new(limits.max_active_appends.max(1)));
+        let part_slots = Arc::new(Semaphore::new(limits.parts_in_flight_total.max(1)));
+        let part_pool = Arc::new(append::buffer::PartPool::new(
+            limits.part_size,
+            limits.parts_in_flight_total.max(1),
+        ));
         Self {
+            part_pool,
             objects,
             state,
             locker,
             limits,
             key_prefix: key_prefix.into(),
             budget,
+            part_slots,
             active,
             stopping: CancellationToken::new(),
             counters: Counters::default(),

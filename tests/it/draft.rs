@@ -41,9 +41,15 @@ async fn tus_js_client_uploads_with_both_draft_modes() {
             let (url, _) = js(&app, &bytes, protocol, args).await;
             app.assert_object(&url, &bytes).await;
         }
-        // Cut after 40% and resumed from the stored URL, as one PATCH and in chunks.
-        for args in [&["--resume"][..], &["--resume", "--chunk-size", "1048576"]] {
-            let bytes = data(30 * MIB, 33);
+        // Cut after 40% and resumed from the stored URL, as one PATCH and in
+        // chunks. tus-js-client reports progress at most every 100 ms, so one
+        // PATCH is large enough that a report falls before its end.
+        let resumes: [(&[&str], usize); 2] = [
+            (&["--resume"], 96 * MIB),
+            (&["--resume", "--chunk-size", "1048576"], 30 * MIB),
+        ];
+        for (args, size) in resumes {
+            let bytes = data(size, 33);
             let (url, resumed) = js(&app, &bytes, protocol, args).await;
             assert!(
                 resumed.is_some_and(|r| r > 0),

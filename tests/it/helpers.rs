@@ -6,7 +6,7 @@ use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use partway::Partway;
 use partway::config::{Backend, Settings};
 use partway::http::HttpConfig;
-use partway::store::s3::S3Settings;
+use partway::store::s3::{PartCheck, S3Settings};
 use reqwest::header::HeaderMap;
 use reqwest::{Response, StatusCode};
 use std::net::SocketAddr;
@@ -72,7 +72,8 @@ impl TestApp {
                     region: Some("us-east-1".into()),
                     force_path_style: true,
                     credentials: Some(creds.clone()),
-                    part_md5: true,
+                    part_check: PartCheck::Crc32c,
+                    unsigned_payload: true,
                     read_timeout: None,
                 },
                 key_prefix: key_prefix.clone(),

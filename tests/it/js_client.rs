@@ -113,9 +113,15 @@ async fn tus_js_client_parallel_uploads_concatenate() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tus_js_client_resumes_an_interrupted_upload() {
     let app = TestApp::spawn().await;
-    // In chunks (the abort falls between PATCHes), then as one PATCH cut mid-body.
-    for args in [&["--resume", "--chunk-size", "1048576"][..], &["--resume"]] {
-        let bytes = data(30 * MIB, 31);
+    // In chunks (the abort falls between PATCHes), then as one PATCH cut
+    // mid-body: tus-js-client reports progress at most every 100 ms, so that
+    // PATCH is large enough that a report falls before its end.
+    let resumes: [(&[&str], usize); 2] = [
+        (&["--resume", "--chunk-size", "1048576"], 30 * MIB),
+        (&["--resume"], 96 * MIB),
+    ];
+    for (args, size) in resumes {
+        let bytes = data(size, 31);
         let outcome = run_js(&app, &bytes, args).await;
         let resumed = outcome
             .resumed_from

@@ -29,6 +29,7 @@ mod receiver;
 mod redis_store;
 mod resume;
 mod s3_faults;
+mod s3_wire;
 mod secrets;
 mod servers;
 mod tls;

@@ -1,9 +1,67 @@
 //! The part-buffering stage of a PATCH: the one buffer a part is built in as
-//! the body streams, and its share of the global buffer budget.
+//! the body streams, its share of the global buffer budget, and the pool that
+//! full-part buffers return to once their part is uploaded.
 
 use crate::upload::{Error, Result, UploadService};
 use bytes::{Bytes, BytesMut};
+use std::sync::Mutex;
 use tokio::sync::OwnedSemaphorePermit;
+
+/// Buffers of one part size, kept for reuse once their part is uploaded:
+/// a fresh buffer costs a page fault for every 4 KiB it is filled with,
+/// and freed ones are not always given back to the system. At most
+/// `max_idle` wait here.
+#[derive(Debug)]
+pub struct PartPool {
+    part_size: usize,
+    max_idle: usize,
+    idle: Mutex<Vec<BytesMut>>,
+}
+
+impl PartPool {
+    pub fn new(part_size: u64, max_idle: usize) -> Self {
+        Self {
+            part_size: usize::try_from(part_size).unwrap_or(usize::MAX),
+            max_idle,
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// An empty buffer with room for `len` bytes: a pooled one if one is
+    /// idle and `len` fits, else a new one of `len`.
+    fn take(&self, len: usize) -> BytesMut {
+        if len <= self.part_size
+            && let Some(buffer) = self.idle.lock().ok().and_then(|mut idle| idle.pop())
+        {
+            return buffer;
+        }
+        BytesMut::with_capacity(len)
+    }
+
+    /// Keeps a buffer whose bytes are stored (an uploaded part, a tail) for
+    /// the next part, if no one else holds it, it has a whole part's room,
+    /// and the pool has room.
+    pub(super) fn recycle(&self, data: Bytes) {
+        let Ok(mut buffer) = data.try_into_mut() else {
+            return;
+        };
+        if buffer.capacity() != self.part_size {
+            return;
+        }
+        buffer.clear();
+        if let Ok(mut idle) = self.idle.lock()
+            && idle.len() < self.max_idle
+        {
+            idle.push(buffer);
+        }
+    }
+
+    /// Buffers waiting for reuse.
+    #[cfg(test)]
+    fn idle(&self) -> usize {
+        self.idle.lock().map_or(0, |idle| idle.len())
+    }
+}
 
 /// The part buffer being filled by a PATCH.
 #[derive(Default)]
@@ -29,10 +87,10 @@ impl PartBuffer {
     }
 
     /// Allocates for `expected` new bytes, behind room for `tail` bytes.
-    pub(super) fn start(&mut self, expected: u64, tail: u64) {
+    pub(super) fn start(&mut self, expected: u64, tail: u64, pool: &PartPool) {
         self.placeholder = usize::try_from(tail).unwrap_or(0);
         let expected = usize::try_from(expected).unwrap_or(0);
-        self.bytes.reserve(self.placeholder + expected);
+        self.bytes = pool.take(self.placeholder + expected);
         self.bytes.resize(self.placeholder, 0);
     }
 
@@ -81,5 +139,42 @@ impl UploadService {
             Ok(Ok(permit)) => Some(permit),
             Ok(Err(_)) | Err(_) => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_whole_part_buffer_is_reused_once_no_one_else_holds_it() {
+        let pool = PartPool::new(1024, 2);
+        let mut buffer = pool.take(1024);
+        buffer.extend_from_slice(&[7; 1024]);
+        let part = buffer.freeze();
+        let still_sending = part.clone();
+        pool.recycle(part);
+        assert_eq!(pool.idle(), 0, "a buffer someone holds is not reused");
+        pool.recycle(still_sending);
+        assert_eq!(pool.idle(), 1);
+        let again = pool.take(1024);
+        assert!(again.is_empty() && again.capacity() == 1024);
+        assert_eq!(pool.idle(), 0);
+    }
+
+    #[test]
+    fn other_sizes_and_a_full_pool_are_not_kept() {
+        let pool = PartPool::new(1024, 1);
+        pool.recycle(pool.take(512).freeze());
+        assert_eq!(pool.idle(), 0, "only whole parts' buffers");
+        pool.recycle(pool.take(1024).freeze());
+        assert_eq!(
+            pool.take(10).capacity(),
+            1024,
+            "smaller needs take pooled ones"
+        );
+        pool.recycle(pool.take(1024).freeze());
+        pool.recycle(pool.take(1024).freeze());
+        assert_eq!(pool.idle(), 1, "at most max_idle");
     }
 }

@@ -8,6 +8,7 @@
 //! has judged the whole body: on a match they are applied in order, on a
 //! mismatch none is, and the uploaded parts are left to be overwritten.
 
+use super::buffer::PartPool;
 use crate::upload::Error;
 use crate::upload::model::{
     ETag, LockToken, MultipartId, ObjectKey, PartNumber, PartRecord, UploadId,
@@ -28,6 +29,8 @@ pub(super) struct PartJob {
     pub consumes_tail: bool,
     /// Its share of the buffer budget, given back once it is uploaded.
     pub _budget: Option<OwnedSemaphorePermit>,
+    /// Its slot among the parts in flight across all PATCHes.
+    pub _slot: OwnedSemaphorePermit,
 }
 
 /// A part the object store acknowledged, not yet committed.
@@ -48,6 +51,8 @@ pub(super) struct CommitCtx {
     pub multipart_id: Option<MultipartId>,
     pub token: LockToken,
     pub in_flight: usize,
+    /// Where uploaded parts' buffers go back to.
+    pub pool: Arc<PartPool>,
 }
 
 /// Where an upload's committed bytes stand.
@@ -172,7 +177,7 @@ fn upload_parts(
         jobs.recv().await.map(|job| (job, jobs))
     });
     let ctx = ctx.clone();
-    let in_flight = ctx.in_flight;
+    let (in_flight, pool) = (ctx.in_flight, ctx.pool.clone());
     jobs.map(move |job| {
         let ctx = ctx.clone();
         // Spawned, so parts keep moving while the committer commits.
@@ -192,8 +197,12 @@ fn upload_parts(
         }))
     })
     .buffered(in_flight)
-    .map(|joined| match joined {
-        Ok((job, Ok(etag))) => Ok(uploaded(&job, etag)),
+    .map(move |joined| match joined {
+        Ok((job, Ok(etag))) => {
+            let part = uploaded(&job, etag);
+            pool.recycle(job.data);
+            Ok(part)
+        }
         Ok((_, Err(e))) => Err(Error::from_multipart(e)),
         Err(e) => Err(Error::Internal(format!("part upload task failed: {e}"))),
     })

@@ -22,7 +22,7 @@
 //! far is kept, as the spec asks ("store as much of the received data as
 //! possible").
 
-mod buffer;
+pub(crate) mod buffer;
 mod commit;
 mod read;
 mod receive;
@@ -245,6 +245,7 @@ impl UploadService {
             multipart_id,
             token: guard.token().clone(),
             in_flight: self.limits.parts_in_flight.max(1),
+            pool: self.part_pool.clone(),
         })
     }
 }

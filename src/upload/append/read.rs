@@ -190,7 +190,8 @@ impl<'a> Reader<'a> {
         } else {
             0
         };
-        self.buffer.start(expected, room_for_tail);
+        self.buffer
+            .start(expected, room_for_tail, &self.service.part_pool);
         Ok(())
     }
 
@@ -209,6 +210,11 @@ impl<'a> Reader<'a> {
                 .and_then(|tail| self.buffer.fill_placeholder(&tail));
             filled.map_err(Ended::Refused)?;
         }
+        // Waits for a slot even if the body is cut meanwhile: the part is
+        // full, and slots free as other parts finish (or their store
+        // requests time out).
+        let slot = self.service.part_slots.clone().acquire_owned().await;
+        let slot = slot.map_err(|_| Ended::Refused(Error::Internal("part slots closed".into())))?;
         let (data, budget) = self.buffer.take_part();
         let job = PartJob {
             number,
@@ -216,6 +222,7 @@ impl<'a> Reader<'a> {
             new_bytes,
             consumes_tail,
             _budget: budget,
+            _slot: slot,
         };
         parts.send(job).await.map_err(|_| Ended::CommitterStopped)
     }

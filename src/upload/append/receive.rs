@@ -95,15 +95,18 @@ impl UploadService {
         if pending.is_empty() {
             return Received::kept(progress);
         }
+        let pending = pending.freeze();
         let commit = Commit {
             expected_offset: progress.offset,
             expected_tail_len: progress.tail,
             new_offset: progress.offset + pending.len() as u64,
-            change: Change::AppendTail(pending.freeze()),
+            change: Change::AppendTail(pending.clone()),
             events: Vec::new(),
         };
         let after = Progress::after(&commit);
-        match self.state.commit(&info.id, guard.token(), commit).await {
+        let committed = self.state.commit(&info.id, guard.token(), commit).await;
+        self.part_pool.recycle(pending);
+        match committed {
             Ok(()) => Received::kept(after),
             Err(e) => Received::failed(progress, e.into()),
         }

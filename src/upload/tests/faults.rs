@@ -6,10 +6,11 @@ use crate::store::local::{LocalLocker, LocalObjects, LocalState};
 use crate::upload::Error;
 use crate::upload::model::{self, ETag, MultipartId, ObjectKey, PartNumber, UploadState};
 use crate::upload::ports::StoreError;
-use crate::upload::{AppendRequest, UploadService, Verify};
+use crate::upload::{AppendRequest, Limits, UploadService, Verify};
 use bytes::Bytes;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 #[tokio::test]
 async fn an_upload_whose_multipart_upload_vanished_is_retired_with_404() {
@@ -50,13 +51,16 @@ async fn an_upload_whose_multipart_upload_vanished_is_retired_with_404() {
 }
 
 /// Delegates to the embedded store, failing CompleteMultipartUpload a set
-/// number of times and counting multipart uploads, parts and PutObjects.
-struct FlakyComplete {
+/// number of times and counting multipart uploads, parts and PutObjects,
+/// and the most part uploads in flight at once (each takes a few ms).
+pub(super) struct FlakyComplete {
     inner: LocalObjects,
     failures_left: std::sync::atomic::AtomicUsize,
     parts_uploaded: std::sync::atomic::AtomicUsize,
     multiparts_started: std::sync::atomic::AtomicUsize,
     objects_put: std::sync::atomic::AtomicUsize,
+    parts_now: std::sync::atomic::AtomicUsize,
+    pub(super) parts_peak: std::sync::atomic::AtomicUsize,
 }
 
 #[async_trait::async_trait]
@@ -80,7 +84,12 @@ impl crate::upload::ports::ObjectStore for FlakyComplete {
         body: Bytes,
     ) -> std::result::Result<ETag, StoreError> {
         self.parts_uploaded.fetch_add(1, Ordering::SeqCst);
-        self.inner.upload_part(key, mp, number, body).await
+        let now = self.parts_now.fetch_add(1, Ordering::SeqCst) + 1;
+        self.parts_peak.fetch_max(now, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(3)).await;
+        let etag = self.inner.upload_part(key, mp, number, body).await;
+        self.parts_now.fetch_sub(1, Ordering::SeqCst);
+        etag
     }
     async fn complete_multipart(
         &self,
@@ -146,20 +155,33 @@ fn flaky_service(
     dir: &std::path::Path,
     failures: usize,
 ) -> (Arc<UploadService>, Arc<FlakyComplete>, LocalObjects) {
+    flaky_service_with(dir, failures, |_| {})
+}
+
+/// [`flaky_service`] with its limits adjusted by `adjust`.
+pub(super) fn flaky_service_with(
+    dir: &std::path::Path,
+    failures: usize,
+    adjust: impl FnOnce(&mut Limits),
+) -> (Arc<UploadService>, Arc<FlakyComplete>, LocalObjects) {
     let (reference, objects) = service(dir);
+    let mut limits = reference.limits().clone();
+    adjust(&mut limits);
     let flaky = Arc::new(FlakyComplete {
         inner: objects.clone(),
         failures_left: failures.into(),
         parts_uploaded: 0.into(),
         multiparts_started: 0.into(),
         objects_put: 0.into(),
+        parts_now: 0.into(),
+        parts_peak: 0.into(),
     });
     let locker = LocalLocker::new();
     let service = Arc::new(UploadService::new(
         flaky.clone(),
         Arc::new(LocalState::new(dir, &locker)),
         Arc::new(locker),
-        reference.limits().clone(),
+        limits,
         "",
     ));
     (service, flaky, objects)

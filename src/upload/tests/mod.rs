@@ -21,6 +21,7 @@ mod access;
 mod extensions;
 mod faults;
 mod hooks;
+mod in_flight;
 
 pub(super) const PART: u64 = 1024;
 
@@ -46,6 +47,7 @@ pub(super) fn bare_service(dir: &std::path::Path) -> (UploadService, LocalObject
         max_deferred_size: 64 * PART,
         lock_wait: Duration::from_secs(1),
         parts_in_flight: 2,
+        parts_in_flight_total: 8,
         buffer_budget_kib: 64,
         body_idle_timeout: Duration::from_secs(5),
         expire_after: Some(Duration::from_secs(3600)),

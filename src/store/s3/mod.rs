@@ -7,6 +7,10 @@
 //! here at send time; no URL ever leaves the server. The SDK retries
 //! transient failures with backoff, a bounded number of times.
 
+mod integrity;
+
+pub use integrity::PartCheck;
+
 use crate::upload::model::{ETag, MultipartId, ObjectKey, PartNumber, PartRecord};
 use crate::upload::ports::{ObjectStore, ObjectStream, StoreError};
 use async_trait::async_trait;
@@ -18,8 +22,9 @@ use aws_sdk_s3::config::{
 };
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart};
 use bytes::Bytes;
+use integrity::{Upload, digests, etag_parts, kept_etag};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use std::ops::Range;
 use std::time::Duration;
@@ -31,6 +36,18 @@ const COPY_SOURCE: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'_')
     .remove(b'.')
     .remove(b'~');
+
+/// Sends a request that carries a body: signed as `UNSIGNED-PAYLOAD` if
+/// `$unsigned`, else with the body's SHA-256 (the SDK's default).
+macro_rules! send_body {
+    ($unsigned:expr, $request:expr) => {
+        if $unsigned {
+            $request.customize().disable_payload_signing().send().await
+        } else {
+            $request.send().await
+        }
+    };
+}
 
 /// A part number as the SDK takes it; the type keeps it in 1..=10000.
 fn s3_part_number(number: PartNumber) -> i32 {
@@ -54,11 +71,15 @@ pub struct S3Settings {
     /// Fixed credentials (access key id, secret) instead of the AWS chain;
     /// for embedders that manage their own, and for tests.
     pub credentials: Option<(String, String)>,
-    /// Send `Content-MD5` with every UploadPart, so that the store checks
-    /// each part against a digest taken before it left partway (stores
-    /// answer BadDigest or InvalidDigest; partway answers 503 and the client
-    /// resends).
-    pub part_md5: bool,
+    /// What every UploadPart and PutObject carries for the store to check
+    /// its bytes against, taken before they left partway (stores answer
+    /// BadDigest or InvalidDigest; partway answers 503 and the client
+    /// resends, so a damaged part is never stored).
+    pub part_check: PartCheck,
+    /// Sign bodies as `UNSIGNED-PAYLOAD` instead of with their SHA-256, which
+    /// the store must then recompute. Integrity rests on `part_check` (and
+    /// TLS), so it needs one ([`S3Settings::validate`]).
+    pub unsigned_payload: bool,
     /// How long one attempt waits for S3 to start answering once the
     /// request is sent; `None` for the default of 60 s. A store that stops
     /// answering then fails the attempt instead of hanging the upload.
@@ -72,7 +93,8 @@ impl std::fmt::Debug for S3Settings {
             .field("endpoint", &self.endpoint)
             .field("region", &self.region)
             .field("force_path_style", &self.force_path_style)
-            .field("part_md5", &self.part_md5)
+            .field("part_check", &self.part_check)
+            .field("unsigned_payload", &self.unsigned_payload)
             .field(
                 "credentials",
                 &self.credentials.as_ref().map(|(id, _)| (id, "***")),
@@ -81,12 +103,26 @@ impl std::fmt::Debug for S3Settings {
     }
 }
 
+impl S3Settings {
+    /// Refuses a body that nothing would check: unsigned and unchecked.
+    ///
+    /// # Errors
+    /// A plain message naming the fields at fault.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.unsigned_payload && self.part_check == PartCheck::None {
+            return Err("an unsigned payload needs a part checksum (crc32c or md5)".into());
+        }
+        Ok(())
+    }
+}
+
 /// A bucket reached through aws-sdk-s3.
 #[derive(Debug, Clone)]
 pub struct S3Objects {
     client: Client,
     bucket: String,
-    part_md5: bool,
+    part_check: PartCheck,
+    unsigned_payload: bool,
 }
 
 /// Classifies an SDK failure without leaking it to clients.
@@ -154,7 +190,8 @@ impl S3Objects {
         Self {
             client: Client::from_conf(config.build()),
             bucket: settings.bucket.clone(),
-            part_md5: settings.part_md5,
+            part_check: settings.part_check,
+            unsigned_payload: settings.unsigned_payload,
         }
     }
 }
@@ -166,17 +203,19 @@ impl ObjectStore for S3Objects {
         key: &ObjectKey,
         content_type: Option<&str>,
     ) -> Result<MultipartId, StoreError> {
+        let crc32c = self.part_check == PartCheck::Crc32c;
         let out = self
             .client
             .create_multipart_upload()
             .bucket(&self.bucket)
             .key(key.as_str())
             .set_content_type(content_type.map(str::to_owned))
+            .set_checksum_algorithm(crc32c.then_some(ChecksumAlgorithm::Crc32C))
             .send()
             .await
             .map_err(|e| classify("CreateMultipartUpload", e))?;
         out.upload_id()
-            .map(MultipartId::new)
+            .map(|id| Upload::kept(id, crc32c))
             .ok_or_else(|| StoreError::Other("CreateMultipartUpload: no upload id".into()))
     }
 
@@ -189,28 +228,24 @@ impl ObjectStore for S3Objects {
     ) -> Result<ETag, StoreError> {
         let part_number = s3_part_number(number);
         let length = i64::try_from(body.len()).unwrap_or(i64::MAX);
-        let md5 = self.part_md5.then(|| {
-            use base64::Engine;
-            base64::engine::general_purpose::STANDARD.encode(crate::protocol::checksum::digest(
-                crate::protocol::checksum::Algorithm::Md5,
-                &body,
-            ))
-        });
-        let out = self
+        let upload = Upload::of(multipart_id);
+        let (md5, crc32c) = digests(upload.part_check(self.part_check), &body);
+        let request = self
             .client
             .upload_part()
             .bucket(&self.bucket)
             .key(key.as_str())
-            .upload_id(multipart_id.as_str())
+            .upload_id(upload.id)
             .part_number(part_number)
             .content_length(length)
             .set_content_md5(md5)
-            .body(ByteStream::from(body))
-            .send()
-            .await
-            .map_err(|e| classify("UploadPart", e))?;
+            .set_checksum_crc32_c(crc32c.clone())
+            .body(ByteStream::from(body));
+        let sent = send_body!(self.unsigned_payload, request);
+        let out = sent.map_err(|e| classify("UploadPart", e))?;
+        let crc32c = crc32c.filter(|_| upload.crc32c);
         out.e_tag()
-            .map(ETag::new)
+            .map(|etag| kept_etag(etag, crc32c.as_deref()))
             .ok_or_else(|| StoreError::Other("UploadPart: no ETag".into()))
     }
 
@@ -223,9 +258,11 @@ impl ObjectStore for S3Objects {
         let completed = parts
             .iter()
             .map(|p| {
+                let (etag, crc32c) = etag_parts(&p.etag);
                 CompletedPart::builder()
                     .part_number(s3_part_number(p.number))
-                    .e_tag(p.etag.as_str())
+                    .e_tag(etag)
+                    .set_checksum_crc32_c(crc32c.map(str::to_owned))
                     .build()
             })
             .collect();
@@ -233,7 +270,7 @@ impl ObjectStore for S3Objects {
             .complete_multipart_upload()
             .bucket(&self.bucket)
             .key(key.as_str())
-            .upload_id(multipart_id.as_str())
+            .upload_id(Upload::of(multipart_id).id)
             .multipart_upload(
                 CompletedMultipartUpload::builder()
                     .set_parts(Some(completed))
@@ -255,7 +292,7 @@ impl ObjectStore for S3Objects {
             .abort_multipart_upload()
             .bucket(&self.bucket)
             .key(key.as_str())
-            .upload_id(multipart_id.as_str())
+            .upload_id(Upload::of(multipart_id).id)
             .send()
             .await
             .map_err(|e| classify("AbortMultipartUpload", e));
@@ -271,15 +308,18 @@ impl ObjectStore for S3Objects {
         content_type: Option<&str>,
         body: Bytes,
     ) -> Result<(), StoreError> {
-        self.client
+        let (md5, crc32c) = digests(self.part_check, &body);
+        let request = self
+            .client
             .put_object()
             .bucket(&self.bucket)
             .key(key.as_str())
             .set_content_type(content_type.map(str::to_owned))
-            .body(ByteStream::from(body))
-            .send()
-            .await
-            .map_err(|e| classify("PutObject", e))?;
+            .set_content_md5(md5)
+            .set_checksum_crc32_c(crc32c)
+            .body(ByteStream::from(body));
+        let sent = send_body!(self.unsigned_payload, request);
+        sent.map_err(|e| classify("PutObject", e))?;
         Ok(())
     }
 
@@ -342,16 +382,18 @@ impl ObjectStore for S3Objects {
             .upload_part_copy()
             .bucket(&self.bucket)
             .key(key.as_str())
-            .upload_id(multipart_id.as_str())
+            .upload_id(Upload::of(multipart_id).id)
             .part_number(part_number)
             .copy_source(source)
             .copy_source_range(byte_range(&range))
             .send()
             .await
             .map_err(|e| classify("UploadPartCopy", e))?;
-        out.copy_part_result()
+        // S3 computes a copied part's checksum for an upload created with one.
+        let result = out.copy_part_result();
+        result
             .and_then(|r| r.e_tag())
-            .map(ETag::new)
+            .map(|etag| kept_etag(etag, result.and_then(|r| r.checksum_crc32_c())))
             .ok_or_else(|| StoreError::Other("UploadPartCopy: no ETag".into()))
     }
 
@@ -383,5 +425,27 @@ impl ObjectStore for S3Objects {
                 }
             },
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unsigned_payload_must_be_checked() {
+        let unchecked = S3Settings {
+            unsigned_payload: true,
+            part_check: PartCheck::None,
+            ..S3Settings::default()
+        };
+        assert!(unchecked.validate().is_err());
+        for part_check in [PartCheck::Crc32c, PartCheck::Md5] {
+            let checked = S3Settings {
+                part_check,
+                ..unchecked.clone()
+            };
+            assert!(checked.validate().is_ok());
+        }
     }
 }
