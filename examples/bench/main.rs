@@ -1,5 +1,4 @@
-//! Benchmark: 1 GiB through partway, and the same bytes straight to the same
-//! S3 server, with the same part size and concurrency.
+//! Benchmark: partway's workloads beside the limit of the same S3 server.
 //!
 //! ```text
 //! cargo build --release && cargo run --release --example bench [-- SIZE_MIB ROUNDS]
@@ -8,20 +7,35 @@
 //! It starts its own S3 server on loopback (Garage if `garage` is installed,
 //! with compression off; else moto from `tests/run.sh`), its own
 //! redis-server, and the release `partway` binary as a child process, so the
-//! peak RSS and CPU time it reports are partway's alone. The tus client sends
-//! each upload as one PATCH, streamed from a 64 MiB random block repeated.
-//! Throughput is MB/s (10^6 bytes/s) from creation to the final response.
-//! With `BENCH_FLOOD=N`, it then runs the flood phase ([`flood`]); with
-//! `BENCH_SMALL=N`, the small-upload phase ([`small`]). With
-//! `BENCH_AUTH=1`, partway requires bearer tokens and every request of the
-//! benchmark carries one.
+//! peak RSS and CPU time it reports are partway's alone. Each round (3 by
+//! default) runs, for SIZE_MIB (1024 by default):
+//! - the limit: one multipart upload straight into the S3 server, 8 MiB parts
+//!   four at a time, unsigned payload ([`large`]);
+//! - through partway: one PATCH; PATCHes of 5 MiB; PATCHes of 500 KiB;
+//!   16 uploads of a sixteenth at once; every object is then read back from
+//!   the S3 server and compared byte for byte;
+//! - the small-upload phase ([`small`]; `BENCH_SMALL=N` uploads, 2,000 by
+//!   default, 0 skips it) and its limit, and 5,000 HEADs.
+//!
+//! It prints the median of the rounds beside the limit, with partway's and
+//! the S3 server's CPU per GiB and partway's peak RSS ([`report`]). Payloads
+//! stream from a 64 MiB random block repeated. partway runs with
+//! `BENCH_PARTWAY_ARGS` (by default `--s3-payload unsigned`: the S3 server
+//! is on loopback). With `BENCH_FLOOD=N`, it then runs the flood phase
+//! ([`flood`]). `BENCH_PARTWAY_BIN` runs another build of partway;
+//! `BENCH_ONLY=16,limit` runs only the large rows whose names contain those
+//! words. With
+//! `BENCH_AUTH=1`, partway requires bearer tokens and every
+//! request of the benchmark carries one.
 
 mod flood;
+mod large;
+mod report;
 mod small;
 
+use report::{Figure, Procs, Table, Units, measure};
+
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
-use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use std::net::TcpListener;
@@ -133,45 +147,6 @@ fn start_s3(
     ))
 }
 
-/// Peak RSS (MiB) and CPU seconds of a process, from /proc.
-fn usage(pid: u32) -> (f64, f64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let hwm = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .unwrap_or(0.0);
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    // utime and stime are fields 14 and 15 of stat, 12 and 13 after the name.
-    (hwm / 1024.0, (ticks(11) + ticks(12)) / 100.0)
-}
-
-/// The payload: a random block repeated, as a stream of 1 MiB chunks.
-fn payload(
-    block: &Bytes,
-    size: u64,
-) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + use<> {
-    let block = block.clone();
-    let chunks = size.div_ceil(MIB);
-    futures_util::stream::iter(0..chunks).map(move |i| {
-        let start = usize::try_from((i * MIB) % block.len() as u64).unwrap_or(0);
-        let len = usize::try_from(MIB.min(size - i * MIB)).unwrap_or(0);
-        Ok(block.slice(start..start + len))
-    })
-}
-
 /// The bearer token every request carries, when `BENCH_AUTH` is set.
 static TOKEN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
@@ -225,30 +200,6 @@ async fn create(client: &reqwest::Client, endpoint: &str, size: u64) -> Result<S
         .to_owned())
 }
 
-/// Uploads through partway; returns the time taken and the upload URL.
-async fn via_partway(
-    endpoint: &str,
-    block: &Bytes,
-    size: u64,
-) -> Result<(Duration, String), BoxError> {
-    let client = client()?;
-    let start = Instant::now();
-    let url = create(&client, endpoint, size).await?;
-    let patched = client
-        .patch(&url)
-        .header("Tus-Resumable", "1.0.0")
-        .header("Content-Type", "application/offset+octet-stream")
-        .header("Upload-Offset", 0)
-        .header("Content-Length", size)
-        .body(reqwest::Body::wrap_stream(payload(block, size)))
-        .send()
-        .await?;
-    if patched.status() != reqwest::StatusCode::NO_CONTENT {
-        return Err(format!("PATCH: {}", patched.status()).into());
-    }
-    Ok((start.elapsed(), url))
-}
-
 /// Downloads a finished upload through partway's GET, counting its bytes.
 async fn download(url: &str, size: u64) -> Result<Duration, BoxError> {
     let start = Instant::now();
@@ -267,202 +218,244 @@ async fn download(url: &str, size: u64) -> Result<Duration, BoxError> {
     Ok(start.elapsed())
 }
 
-async fn direct(
-    s3: &aws_sdk_s3::Client,
-    block: &Bytes,
-    size: u64,
-    round: u32,
-) -> Result<Duration, BoxError> {
-    let key = format!("direct-{round}");
-    let start = Instant::now();
-    let created = s3
-        .create_multipart_upload()
-        .bucket(BUCKET)
-        .key(&key)
-        .send()
-        .await?;
-    let upload_id = created.upload_id().ok_or("no upload id")?.to_owned();
-    // Parts cut like partway's grid, two in flight, as partway uploads them.
-    let parts = (0..size.div_ceil(PART)).map(|n| {
-        let (s3, key, upload_id) = (s3.clone(), key.clone(), upload_id.clone());
-        let len = PART.min(size - n * PART);
-        // The block is a whole number of parts, so a part never wraps it.
-        let start = usize::try_from((n * PART) % block.len() as u64).unwrap_or(0);
-        let body = block.slice(start..start + usize::try_from(len).unwrap_or(0));
-        async move {
-            let out = s3
-                .upload_part()
-                .bucket(BUCKET)
-                .key(&key)
-                .upload_id(&upload_id)
-                .part_number(i32::try_from(n + 1).unwrap_or(i32::MAX))
-                .body(ByteStream::from(body))
-                .send()
-                .await?;
-            Ok::<_, BoxError>(
-                CompletedPart::builder()
-                    .part_number(i32::try_from(n + 1).unwrap_or(i32::MAX))
-                    .set_e_tag(out.e_tag().map(str::to_owned))
-                    .build(),
-            )
-        }
-    });
-    let completed: Vec<CompletedPart> = futures_util::stream::iter(parts)
-        .buffered(2)
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .collect::<Result<_, _>>()?;
-    s3.complete_multipart_upload()
-        .bucket(BUCKET)
-        .key(&key)
-        .upload_id(&upload_id)
-        .multipart_upload(
-            CompletedMultipartUpload::builder()
-                .set_parts(Some(completed))
-                .build(),
-        )
-        .send()
-        .await?;
-    Ok(start.elapsed())
+/// The rows of the large workloads, each compared with the limit.
+const LIMIT: &str = "limit: multipart straight, 8 MiB × 4";
+const ONE_PATCH: &str = "one PATCH";
+const PATCH_5M: &str = "PATCHes of 5 MiB";
+const PATCH_500K: &str = "PATCHes of 500 KiB";
+const SIXTEEN: &str = "16 uploads at once, one PATCH each";
+
+/// The row each row's rate is compared with.
+fn limit_of(workload: &str) -> Option<&'static str> {
+    match workload {
+        ONE_PATCH | PATCH_5M | PATCH_500K | SIXTEEN | LIMIT => Some(LIMIT),
+        small::PARTWAY | small::DIRECT => Some(small::DIRECT),
+        _ => None,
+    }
 }
 
-fn mbps(size: u64, took: Duration) -> f64 {
-    size as f64 / took.as_secs_f64() / 1e6
+/// Whether `BENCH_ONLY` (words separated by commas, each part of a row's
+/// name) leaves `row` in; all rows without it.
+fn wanted(row: &str) -> bool {
+    std::env::var("BENCH_ONLY").map_or(true, |only| {
+        only.split(',').any(|word| row.contains(word.trim()))
+    })
+}
+
+/// Where one round runs.
+struct Bench<'a> {
+    s3: &'a aws_sdk_s3::Client,
+    tus: &'a str,
+    metrics_url: &'a str,
+    procs: Procs,
+    block: &'a Bytes,
+    size: u64,
+}
+
+impl Bench<'_> {
+    /// Measures `work`, which moves the round's size, then checks and
+    /// deletes the objects it names.
+    async fn run<F>(&self, table: &mut Table, row: &str, work: F) -> Result<Figure, BoxError>
+    where
+        F: std::future::Future<Output = Result<Vec<(String, u64)>, BoxError>>,
+    {
+        if !wanted(row) {
+            return Ok(Figure::default());
+        }
+        let mut keys = Vec::new();
+        let figure = measure(self.procs, Units::Bytes(self.size), async {
+            keys = work.await?;
+            Ok(())
+        })
+        .await?;
+        for (key, size) in keys {
+            large::check_and_delete(self.s3, self.block, &key, size).await?;
+        }
+        table.add(row, figure);
+        Ok(figure)
+    }
+
+    /// One round of the large workloads.
+    async fn round(&self, round: u32, table: &mut Table) -> Result<(), BoxError> {
+        let (s3, block, size, tus) = (self.s3, self.block, self.size, self.tus);
+        let key = format!("direct-{round}");
+        let limit = self
+            .run(table, LIMIT, async {
+                large::direct(s3, block, &key, size).await?;
+                Ok(vec![(key.clone(), size)])
+            })
+            .await?;
+        let one = |chunk: u64| async move {
+            let key = large::via_partway(tus, block, size, chunk).await?;
+            Ok(vec![(key, size)])
+        };
+        let single = self.run(table, ONE_PATCH, one(size)).await?;
+        self.run(table, PATCH_5M, one(5 * MIB)).await?;
+        let before = small::Scrape::take(self.metrics_url).await?;
+        self.run(table, PATCH_500K, one(500 * 1024)).await?;
+        let patches = usize::try_from(size.div_ceil(500 * 1024)).unwrap_or(usize::MAX);
+        if wanted(PATCH_500K) {
+            let after = small::Scrape::take(self.metrics_url).await?;
+            after.note_since(&before, "500 KiB PATCH", patches, table);
+        }
+        self.run(table, SIXTEEN, async {
+            let keys = large::at_once(tus, block, 16, size / 16).await?;
+            Ok(keys.into_iter().map(|k| (k, size / 16)).collect())
+        })
+        .await?;
+        println!(
+            "round {round}: limit {:.0} MB/s, one PATCH {:.0} MB/s",
+            limit.rate, single.rate
+        );
+        Ok(())
+    }
+}
+
+/// Starts redis-server on loopback; returns its port.
+fn start_redis(children: &mut Children) -> Result<u16, BoxError> {
+    let port = free_port()?;
+    children.0.push(
+        Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", ""])
+            .stdout(Stdio::null())
+            .spawn()?,
+    );
+    wait_for_port(port, "redis-server")?;
+    Ok(port)
+}
+
+/// A client straight to the S3 server, set up as the fastest direct client.
+fn direct_client(endpoint: &str, key: &str, secret: &str) -> aws_sdk_s3::Client {
+    aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .credentials_provider(Credentials::new(key, secret, None, None, "bench"))
+            .region(Region::new("us-east-1"))
+            .endpoint_url(endpoint)
+            .force_path_style(true)
+            .request_checksum_calculation(
+                aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired,
+            )
+            .build(),
+    )
+}
+
+/// Starts the release `partway` binary on `port`; returns the child.
+fn start_partway(
+    dir: &Path,
+    port: u16,
+    redis_port: u16,
+    (endpoint, key, secret): (&str, &str, &str),
+) -> Result<Child, BoxError> {
+    let exe = std::env::current_exe()?;
+    // BENCH_PARTWAY_BIN measures another build, e.g. an older one.
+    let partway_bin = std::env::var_os("BENCH_PARTWAY_BIN")
+        .map(PathBuf::from)
+        .or_else(|| {
+            exe.parent()
+                .and_then(Path::parent)
+                .map(|d| d.join("partway"))
+        })
+        .filter(|p| p.exists())
+        .ok_or("build the server first: cargo build --release")?;
+    let child = Command::new(&partway_bin)
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(["--s3-bucket", BUCKET, "--s3-endpoint", endpoint])
+        .args(["--s3-region", "us-east-1", "--s3-force-path-style"])
+        .args(["--redis-url", &format!("redis://127.0.0.1:{redis_port}/")])
+        // Extra server flags to compare, e.g. "--s3-payload signed".
+        .args(
+            std::env::var("BENCH_PARTWAY_ARGS")
+                .unwrap_or_else(|_| "--s3-payload unsigned".into())
+                .split_whitespace(),
+        )
+        .args(if std::env::var_os("BENCH_AUTH").is_some() {
+            require_tokens(dir)?
+        } else {
+            Vec::new()
+        })
+        .env("AWS_ACCESS_KEY_ID", key)
+        .env("AWS_SECRET_ACCESS_KEY", secret)
+        .env("RUST_LOG", "warn")
+        .spawn()?;
+    wait_for_port(port, "partway")?;
+    Ok(child)
+}
+
+fn env_count(name: &str, default: usize) -> Result<usize, BoxError> {
+    std::env::var(name).map_or(Ok(default), |v| Ok(v.parse()?))
 }
 
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
     let mut args = std::env::args().skip(1);
     let size_mib: u64 = args.next().map_or(Ok(1024), |a| a.parse())?;
-    let rounds: u32 = args.next().map_or(Ok(2), |a| a.parse())?;
+    let rounds: u32 = args.next().map_or(Ok(3), |a| a.parse())?;
     let size = size_mib * MIB;
-    let exe = std::env::current_exe()?;
-    let partway_bin = exe
-        .parent()
-        .and_then(Path::parent)
-        .map(|d| d.join("partway"))
-        .filter(|p| p.exists())
-        .ok_or("build the server first: cargo build --release")?;
-
     let dir = tempfile::tempdir()?;
     let mut children = Children(Vec::new());
     let (endpoint, key, secret, server) = start_s3(dir.path(), &mut children)?;
-    let redis_port = free_port()?;
-    children.0.push(
-        Command::new("redis-server")
-            .args([
-                "--port",
-                &redis_port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-            ])
-            .stdout(Stdio::null())
-            .spawn()?,
-    );
-    wait_for_port(redis_port, "redis-server")?;
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .credentials_provider(Credentials::new(&key, &secret, None, None, "bench"))
-            .region(Region::new("us-east-1"))
-            .endpoint_url(&endpoint)
-            .force_path_style(true)
-            .request_checksum_calculation(
-                aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired,
-            )
-            .build(),
-    );
+    let s3_pid = children.0.first().map(Child::id).ok_or("no S3 server")?;
+    let redis_port = start_redis(&mut children)?;
+    let s3 = direct_client(&endpoint, &key, &secret);
     let _ = s3.create_bucket().bucket(BUCKET).send().await;
-
     let port = free_port()?;
-    let partway = Command::new(&partway_bin)
-        .args([
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--s3-bucket",
-            BUCKET,
-        ])
-        .args([
-            "--s3-endpoint",
-            &endpoint,
-            "--s3-region",
-            "us-east-1",
-            "--s3-force-path-style",
-        ])
-        .args(["--redis-url", &format!("redis://127.0.0.1:{redis_port}/")])
-        // Extra server flags to compare, e.g. "--s3-part-checksum none".
-        .args(
-            std::env::var("BENCH_PARTWAY_ARGS")
-                .unwrap_or_default()
-                .split_whitespace(),
-        )
-        .args(if std::env::var_os("BENCH_AUTH").is_some() {
-            require_tokens(dir.path())?
-        } else {
-            Vec::new()
-        })
-        .env("AWS_ACCESS_KEY_ID", &key)
-        .env("AWS_SECRET_ACCESS_KEY", &secret)
-        .env("RUST_LOG", "warn")
-        .spawn()?;
-    let pid = partway.id();
+    let partway = start_partway(dir.path(), port, redis_port, (&endpoint, &key, &secret))?;
+    let procs = Procs {
+        partway: partway.id(),
+        s3: s3_pid,
+    };
     children.0.push(partway);
-    wait_for_port(port, "partway")?;
-    let endpoint_tus = format!("http://127.0.0.1:{port}/files/");
-
+    let tus = format!("http://127.0.0.1:{port}/files/");
     let block = Bytes::from(
         (0..64 * MIB)
             .map(|_| rand::random::<u8>())
             .collect::<Vec<_>>(),
     );
-    println!("S3 server: {server}; {size_mib} MiB per upload; part size 8 MiB; {rounds} rounds");
-    let (mut best_direct, mut best_partway) = (0f64, 0f64);
-    let mut cpu_before = usage(pid).1;
-    let mut cpu_per_gib = Vec::new();
-    let mut last_url = None;
+    println!("S3 server: {server}; {size_mib} MiB per large workload; {rounds} rounds");
+    let metrics_url = format!("http://127.0.0.1:{port}/metrics");
+    let bench = Bench {
+        s3: &s3,
+        tus: &tus,
+        metrics_url: &metrics_url,
+        procs,
+        block: &block,
+        size,
+    };
+    let small = small::Small {
+        endpoint: &tus,
+        metrics_url: &metrics_url,
+        s3: &s3,
+        procs,
+        count: env_count("BENCH_SMALL", 2000)?,
+    };
+    let mut table = Table::default();
     for round in 0..rounds {
-        let d = mbps(size, direct(&s3, &block, size, round).await?);
-        let (took, url) = via_partway(&endpoint_tus, &block, size).await?;
-        last_url = Some(url);
-        let p = mbps(size, took);
-        let cpu = usage(pid).1;
-        cpu_per_gib.push((cpu - cpu_before) / (size as f64 / (1024.0 * MIB as f64)));
-        cpu_before = cpu;
-        println!("round {round}: direct {d:.0} MB/s, via partway {p:.0} MB/s");
-        best_direct = best_direct.max(d);
-        best_partway = best_partway.max(p);
+        bench.round(round, &mut table).await?;
+        if small.count > 0 {
+            small::small(&small, round, &mut table).await?;
+        }
     }
     if let Some(count) = std::env::var("BENCH_FLOOD")
         .ok()
         .and_then(|n| n.parse().ok())
     {
-        flood::flood(&endpoint_tus, pid, count, 16 << 20).await?;
+        flood::flood(&tus, procs.partway, count, 16 << 20).await?;
     }
-    if let Some(count) = std::env::var("BENCH_SMALL")
-        .ok()
-        .and_then(|n| n.parse().ok())
-    {
-        let metrics = format!("http://127.0.0.1:{port}/metrics");
-        small::small(&endpoint_tus, &metrics, &s3, BUCKET, count).await?;
-    }
-    let (rss, _) = usage(pid);
-    let url = last_url.ok_or("no rounds")?;
-    let get = mbps(size, download(&url, size).await?);
-    let (rss_after_get, _) = usage(pid);
-    println!("direct to S3 (best):   {best_direct:.0} MB/s");
-    println!("through partway (best): {best_partway:.0} MB/s");
-    println!("ratio partway/direct:   {:.2}", best_partway / best_direct);
-    println!("partway peak RSS:       {rss:.1} MiB");
-    println!("GET through partway:    {get:.0} MB/s, peak RSS after it {rss_after_get:.1} MiB");
+    table.print(limit_of);
+    get_through_partway(&bench).await
+}
+
+/// One GET of a whole upload through partway.
+async fn get_through_partway(bench: &Bench<'_>) -> Result<(), BoxError> {
+    let key = large::via_partway(bench.tus, bench.block, bench.size, bench.size).await?;
+    let url = format!("{}{key}", bench.tus);
+    let took = download(&url, bench.size).await?;
+    large::check_and_delete(bench.s3, bench.block, &key, bench.size).await?;
     println!(
-        "partway CPU per GiB:    {:?} s",
-        cpu_per_gib
-            .iter()
-            .map(|c| format!("{c:.2}"))
-            .collect::<Vec<_>>()
+        "GET through partway: {:.0} MB/s",
+        bench.size as f64 / took.as_secs_f64() / 1e6
     );
     Ok(())
 }

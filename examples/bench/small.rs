@@ -9,13 +9,15 @@
 //! ```text
 //! BENCH_SMALL=2000 cargo run --release --example bench -- 64 1
 //! ```
+//!
+//! Its CPU figures are per 1,000 uploads (or HEADs).
 
+use super::report::{Figure, Procs, Table, Units, measure};
 use aws_sdk_s3::primitives::ByteStream;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -83,6 +85,36 @@ async fn head(client: reqwest::Client, url: String) -> Result<(), BoxError> {
     Ok(())
 }
 
+/// partway's S3 requests and Redis round trips so far, by operation.
+pub struct Scrape {
+    s3: BTreeMap<String, f64>,
+    redis: BTreeMap<String, f64>,
+}
+
+impl Scrape {
+    pub async fn take(metrics_url: &str) -> Result<Self, BoxError> {
+        Ok(Self {
+            s3: counts(metrics_url, "partway_s3_request_duration_seconds").await?,
+            redis: counts(metrics_url, "partway_redis_request_duration_seconds").await?,
+        })
+    }
+
+    /// Notes in `table` what each of `count` requests (named `what`) cost
+    /// between `before` and this scrape.
+    pub fn note_since(&self, before: &Self, what: &str, count: usize, table: &mut Table) {
+        let s3 = per_request(&before.s3, &self.s3, count);
+        let redis = per_request(&before.redis, &self.redis, count);
+        table.note(
+            &format!("{what} S3"),
+            format!("S3 requests per {what}: {s3}"),
+        );
+        table.note(
+            &format!("{what} Redis"),
+            format!("Redis round trips per {what}: {redis}"),
+        );
+    }
+}
+
 /// Round trips per operation between two scrapes, for `count` requests.
 fn per_request(
     before: &BTreeMap<String, f64>,
@@ -104,86 +136,93 @@ fn per_request(
     format!("{:.2} ({})", total / count as f64, per.join(", "))
 }
 
-/// `count` runs of `one`, `AT_ONCE` at a time; returns uploads per second.
-async fn rate<F, Fut>(count: usize, one: F) -> Result<f64, BoxError>
+/// `count` runs of `one`, `AT_ONCE` at a time, measured.
+async fn rate<F, Fut>(procs: Procs, count: usize, one: F) -> Result<Figure, BoxError>
 where
     F: Fn(usize) -> Fut,
     Fut: std::future::Future<Output = Result<(), BoxError>>,
 {
-    let start = Instant::now();
-    let results: Vec<Result<(), BoxError>> = futures_util::stream::iter(0..count)
-        .map(one)
-        .buffer_unordered(AT_ONCE)
-        .collect()
-        .await;
-    let took: Duration = start.elapsed();
-    results.into_iter().collect::<Result<Vec<()>, _>>()?;
-    Ok(count as f64 / took.as_secs_f64())
+    let work = async {
+        let results: Vec<Result<(), BoxError>> = futures_util::stream::iter(0..count)
+            .map(one)
+            .buffer_unordered(AT_ONCE)
+            .collect()
+            .await;
+        results
+            .into_iter()
+            .collect::<Result<Vec<()>, _>>()
+            .map(|_| ())
+    };
+    measure(procs, Units::Requests(count as u64), work).await
 }
 
-/// Runs the phase and prints its figures.
-pub async fn small(
-    endpoint: &str,
-    metrics_url: &str,
-    s3: &aws_sdk_s3::Client,
-    bucket: &str,
-    count: usize,
-) -> Result<(), BoxError> {
+/// Where the phase runs, and where its figures go.
+pub struct Small<'a> {
+    pub endpoint: &'a str,
+    pub metrics_url: &'a str,
+    pub s3: &'a aws_sdk_s3::Client,
+    pub procs: Procs,
+    pub count: usize,
+}
+
+/// Runs the phase once and adds its figures to `table`.
+pub async fn small(at: &Small<'_>, round: u32, table: &mut Table) -> Result<(), BoxError> {
+    let (count, metrics_url) = (at.count, at.metrics_url);
     let body = Bytes::from(vec![7u8; SIZE]);
     let client = super::client()?;
-    let (s3_before, redis_before) = (
-        counts(metrics_url, "partway_s3_request_duration_seconds").await?,
-        counts(metrics_url, "partway_redis_request_duration_seconds").await?,
-    );
+    let before = Scrape::take(metrics_url).await?;
     let urls = Arc::new(Mutex::new(Vec::new()));
-    let partway = rate(count, |_| {
+    let partway = rate(at.procs, count, |_| {
         through_partway(
             client.clone(),
-            endpoint.to_owned(),
+            at.endpoint.to_owned(),
             body.clone(),
             urls.clone(),
         )
     })
     .await?;
-    let s3_after = counts(metrics_url, "partway_s3_request_duration_seconds").await?;
-    let redis_after = counts(metrics_url, "partway_redis_request_duration_seconds").await?;
-    let direct = rate(count, |i| {
-        let put = s3
+    let after = Scrape::take(metrics_url).await?;
+    let direct = rate(at.procs, count, |i| {
+        let put = at
+            .s3
             .put_object()
-            .bucket(bucket)
-            .key(format!("small/{i}"))
+            .bucket(super::BUCKET)
+            .key(format!("small/{round}/{i}"))
             .body(ByteStream::from(body.clone()))
             .send();
         async move { put.await.map(|_| ()).map_err(BoxError::from) }
     })
     .await?;
-    println!("{count} uploads of 10 KiB, {AT_ONCE} at a time (POST + one PATCH):");
-    println!("  through partway:       {partway:.0} uploads/s");
-    println!("  PutObject straight:    {direct:.0} objects/s");
-    println!("  ratio partway/direct:  {:.2}", partway / direct);
-    println!(
-        "  S3 requests per upload: {}",
-        per_request(&s3_before, &s3_after, count)
-    );
-    println!(
-        "  Redis round trips per upload: {}",
-        per_request(&redis_before, &redis_after, count)
-    );
+    table.add(PARTWAY, partway);
+    table.add(DIRECT, direct);
+    after.note_since(&before, "small upload", count, table);
     let urls = urls.lock().map(|u| u.clone()).unwrap_or_default();
+    heads(at, &client, &urls, table).await
+}
+
+/// 5,000 HEADs of `urls`, `AT_ONCE` at a time.
+async fn heads(
+    at: &Small<'_>,
+    client: &reqwest::Client,
+    urls: &[String],
+    table: &mut Table,
+) -> Result<(), BoxError> {
     if urls.is_empty() {
         return Ok(());
     }
     let heads = 5000;
-    let before = counts(metrics_url, "partway_redis_request_duration_seconds").await?;
-    let rate_heads = rate(heads, |i| {
+    let before = Scrape::take(at.metrics_url).await?;
+    let figure = rate(at.procs, heads, |i| {
         head(client.clone(), urls[i % urls.len()].clone())
     })
     .await?;
-    let after = counts(metrics_url, "partway_redis_request_duration_seconds").await?;
-    println!("{heads} HEADs, {AT_ONCE} at a time: {rate_heads:.0} requests/s");
-    println!(
-        "  Redis round trips per HEAD: {}",
-        per_request(&before, &after, heads)
-    );
+    let after = Scrape::take(at.metrics_url).await?;
+    table.add(HEADS, figure);
+    after.note_since(&before, "HEAD", heads, table);
     Ok(())
 }
+
+/// The rows this phase adds.
+pub const PARTWAY: &str = "10 KiB uploads, 32 at a time (uploads/s)";
+pub const DIRECT: &str = "  limit: 10 KiB PutObjects, 32 clients";
+pub const HEADS: &str = "HEADs, 32 at a time (requests/s)";
