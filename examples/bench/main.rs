@@ -22,7 +22,8 @@
 //! stream from a 64 MiB random block repeated. partway runs with
 //! `BENCH_PARTWAY_ARGS` (by default `--s3-payload unsigned`: the S3 server
 //! is on loopback). With `BENCH_FLOOD=N`, it then runs the flood phase
-//! ([`flood`]). `BENCH_PARTWAY_BIN` runs another build of partway;
+//! ([`flood`]). `BENCH_PARTWAY_BIN` runs another build of partway, and
+//! `BENCH_TUS_CMD` another tus server in its place ([`start_peer`]);
 //! `BENCH_ONLY=16,limit` runs only the large rows whose names contain those
 //! words. With
 //! `BENCH_AUTH=1`, partway requires bearer tokens and every
@@ -383,6 +384,29 @@ fn start_partway(
     Ok(child)
 }
 
+/// Starts another tus server from `command` (split on spaces) in place of
+/// partway, telling it where to listen and the S3 server in its environment:
+/// `PEER_PORT`, `S3_ENDPOINT`, `S3_KEY`, `S3_SECRET`, `S3_BUCKET`. It must
+/// serve uploads at `/files/` and store each under its id.
+fn start_peer(
+    command: &str,
+    port: u16,
+    (endpoint, key, secret): (&str, &str, &str),
+) -> Result<Child, BoxError> {
+    let mut words = command.split_whitespace();
+    let program = words.next().ok_or("BENCH_TUS_CMD is empty")?;
+    let child = Command::new(program)
+        .args(words)
+        .env("PEER_PORT", port.to_string())
+        .env("S3_ENDPOINT", endpoint)
+        .env("S3_KEY", key)
+        .env("S3_SECRET", secret)
+        .env("S3_BUCKET", BUCKET)
+        .spawn()?;
+    wait_for_port(port, "the tus server")?;
+    Ok(child)
+}
+
 fn env_count(name: &str, default: usize) -> Result<usize, BoxError> {
     std::env::var(name).map_or(Ok(default), |v| Ok(v.parse()?))
 }
@@ -401,7 +425,11 @@ async fn main() -> Result<(), BoxError> {
     let s3 = direct_client(&endpoint, &key, &secret);
     let _ = s3.create_bucket().bucket(BUCKET).send().await;
     let port = free_port()?;
-    let partway = start_partway(dir.path(), port, redis_port, (&endpoint, &key, &secret))?;
+    let s3_at = (endpoint.as_str(), key.as_str(), secret.as_str());
+    let partway = match std::env::var("BENCH_TUS_CMD") {
+        Ok(command) => start_peer(&command, port, s3_at)?,
+        Err(_) => start_partway(dir.path(), port, redis_port, s3_at)?,
+    };
     let procs = Procs {
         partway: partway.id(),
         s3: s3_pid,
@@ -454,7 +482,7 @@ async fn get_through_partway(bench: &Bench<'_>) -> Result<(), BoxError> {
     let took = download(&url, bench.size).await?;
     large::check_and_delete(bench.s3, bench.block, &key, bench.size).await?;
     println!(
-        "GET through partway: {:.0} MB/s",
+        "GET through the tus server: {:.0} MB/s",
         bench.size as f64 / took.as_secs_f64() / 1e6
     );
     Ok(())

@@ -122,7 +122,7 @@ impl Table {
     pub fn print(&self, limit_of: fn(&str) -> Option<&'static str>) {
         println!(
             "\n{:<40} {:>9} {:>8} {:>13} {:>13} {:>9}",
-            "workload (median of rounds)", "rate", "× limit", "partway CPU", "S3 CPU", "peak RSS"
+            "workload (median of rounds)", "rate", "× limit", "server CPU", "S3 CPU", "peak RSS"
         );
         for (workload, figures) in &self.rows {
             let rate = self.median(workload, |f| f.rate);
@@ -146,7 +146,8 @@ impl Table {
         }
         println!(
             "(rates: MB/s, or per second for uploads and requests; CPU: seconds per GiB, \
-             or per 1,000 uploads or requests)"
+             or per 1,000 uploads or requests; server: the tus server, partway unless \
+             BENCH_TUS_CMD names another; peak RSS: the tus server's)"
         );
         for lines in self.notes.values() {
             if let Some(last) = lines.last() {
