@@ -16,7 +16,10 @@
 //!    the whole body is judged, and dropped unless it matches.
 //!
 //! So an acknowledged byte is always durable, and at most
-//! `parts_in_flight + 2` part buffers exist per PATCH, whatever its size. If
+//! `parts_in_flight + 2` part buffers exist per PATCH, whatever its size.
+//! Across all PATCHes, at most `parts_in_flight_total` parts are on their way
+//! to the store: a PATCH whose next part is full waits for a slot before it
+//! reads on. A stored part's buffer goes back to a pool for the next part. If
 //! the client goes away, the body stalls, another request takes the upload
 //! over or the server shuts down, reading stops and everything received so
 //! far is kept, as the spec asks ("store as much of the received data as
