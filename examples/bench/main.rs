@@ -458,21 +458,27 @@ async fn main() -> Result<(), BoxError> {
         procs,
         count: env_count("BENCH_SMALL", 2000)?,
     };
+    run(&bench, &small, rounds).await
+}
+
+/// Runs the rounds, then the flood phase if asked, prints the table, and
+/// ends with one GET.
+async fn run(bench: &Bench<'_>, small: &small::Small<'_>, rounds: u32) -> Result<(), BoxError> {
     let mut table = Table::default();
     for round in 0..rounds {
         bench.round(round, &mut table).await?;
         if small.count > 0 {
-            small::small(&small, round, &mut table).await?;
+            small::small(small, round, &mut table).await?;
         }
     }
     if let Some(count) = std::env::var("BENCH_FLOOD")
         .ok()
         .and_then(|n| n.parse().ok())
     {
-        flood::flood(&tus, procs.partway, count, 16 << 20).await?;
+        flood::flood(bench.tus, bench.procs.partway, count, 16 << 20).await?;
     }
     table.print(limit_of);
-    get_through_partway(&bench).await
+    get_through_partway(bench).await
 }
 
 /// One GET of a whole upload through partway.
