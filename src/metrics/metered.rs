@@ -10,8 +10,8 @@ use crate::upload::model::{
     ETag, LockToken, MultipartId, ObjectKey, PartNumber, PartRecord, UploadId, UploadInfo,
 };
 use crate::upload::ports::{
-    Commit, CommitError, LockError, LockGuard, Locker, ObjectStore, ObjectStream, StateStore,
-    StoreError,
+    Commit, CommitError, LockError, LockGuard, Locker, ObjectStore, ObjectStream, PartsFrom,
+    StateStore, StoreError,
 };
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -45,8 +45,9 @@ impl ObjectStore for MeteredObjects {
         &self,
         key: &ObjectKey,
         content_type: Option<&str>,
+        from: PartsFrom,
     ) -> Result<MultipartId, StoreError> {
-        let call = self.inner.create_multipart(key, content_type);
+        let call = self.inner.create_multipart(key, content_type, from);
         timed(&self.metrics.s3, "CreateMultipartUpload", call).await
     }
 

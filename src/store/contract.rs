@@ -9,7 +9,8 @@ use crate::upload::model::{
     UploadState,
 };
 use crate::upload::ports::{
-    Change, Commit, CommitError, Locker, ObjectStore, Outbox, StateStore, StoreError, read_range,
+    Change, Commit, CommitError, Locker, ObjectStore, Outbox, PartsFrom, StateStore, StoreError,
+    read_range,
 };
 use bytes::Bytes;
 use futures_util::TryStreamExt;
@@ -466,7 +467,7 @@ async fn upload_parts(
 async fn multipart_uploads_assemble_in_order(objects: &dyn ObjectStore, prefix: &str, min: u64) {
     let key = ObjectKey::new(format!("{prefix}multipart"));
     let mp = objects
-        .create_multipart(&key, Some("text/plain"))
+        .create_multipart(&key, Some("text/plain"), PartsFrom::Uploads)
         .await
         .expect("create");
     let data = [bytes(min, 1), bytes(min / 2 + 3, 2)];
@@ -500,7 +501,10 @@ async fn parts_are_copied(
     min: u64,
 ) {
     let copy = ObjectKey::new(format!("{prefix}copy"));
-    let mp = objects.create_multipart(&copy, None).await.expect("create");
+    let mp = objects
+        .create_multipart(&copy, None, PartsFrom::Uploads)
+        .await
+        .expect("create");
     let number = PartNumber::new(1).expect("part number");
     let etag = objects
         .upload_part_copy(&copy, &mp, number, source, 3..min + 3)
@@ -523,7 +527,10 @@ async fn parts_are_copied(
 /// An aborted multipart upload takes no more parts; aborting is idempotent.
 async fn aborted_uploads_are_gone(objects: &dyn ObjectStore, prefix: &str, rules: Rules) {
     let key = ObjectKey::new(format!("{prefix}aborted"));
-    let mp = objects.create_multipart(&key, None).await.expect("create");
+    let mp = objects
+        .create_multipart(&key, None, PartsFrom::Uploads)
+        .await
+        .expect("create");
     let one = PartNumber::new(1).expect("part number");
     let etag = objects
         .upload_part(&key, &mp, one, bytes(10, 3))

@@ -4,7 +4,7 @@ use super::access::{Caller, Grant};
 use super::error::HookRefusal;
 use super::events::HookKind;
 use super::model::{Concat, ObjectKey, UploadId, UploadInfo, UploadState, now_secs};
-use super::ports::StoreError;
+use super::ports::{PartsFrom, StoreError};
 use super::{Error, Result, SizeExceeded, UploadService, plan};
 use crate::protocol::metadata::Metadata;
 use std::sync::Arc;
@@ -132,7 +132,7 @@ impl UploadService {
         } else if info.is_final() {
             let mp = self
                 .objects
-                .create_multipart(&info.object_key, content_type)
+                .create_multipart(&info.object_key, content_type, PartsFrom::Assembly)
                 .await?;
             info.multipart_id = Some(mp);
         }

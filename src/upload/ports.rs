@@ -46,14 +46,27 @@ pub enum StoreError {
     Other(String),
 }
 
+/// How a multipart upload's parts will arrive, which decides how the store
+/// checks them: uploaded parts carry a checksum of their own bytes, while
+/// copied parts (UploadPartCopy) have none to carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PartsFrom {
+    /// A PATCH's bytes, uploaded part by part.
+    Uploads,
+    /// A final upload's assembly: mostly copies of its partial uploads.
+    Assembly,
+}
+
 /// Multipart operations on the object store.
 #[async_trait]
 pub trait ObjectStore: Send + Sync + 'static {
-    /// Starts a multipart upload for `key`, returning its id.
+    /// Starts a multipart upload for `key`, whose parts come `from`,
+    /// returning its id.
     async fn create_multipart(
         &self,
         key: &ObjectKey,
         content_type: Option<&str>,
+        from: PartsFrom,
     ) -> Result<MultipartId, StoreError>;
 
     /// Uploads part `number`; re-uploading a number replaces it.

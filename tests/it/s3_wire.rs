@@ -1,8 +1,9 @@
 //! What partway puts on the wire to S3, read by a stand-in that records each
 //! request: a multipart upload is created with CRC-32C, every UploadPart and
 //! PutObject carries the CRC-32C of the bytes it sends, and Complete lists
-//! each part's, as S3 requires of such an upload; a multipart upload an
-//! older partway created without it gets Content-MD5 instead. Unsigned
+//! each part's, as S3 requires of such an upload; a final upload's assembly,
+//! and a multipart upload an older partway created, are created without it,
+//! and their uploaded parts get Content-MD5 instead. Unsigned
 //! bodies say `UNSIGNED-PAYLOAD`, signed ones the SHA-256 of the body. A part
 //! the store finds damaged (its checksum does not match what arrived) is
 //! refused as a failure to retry, never stored.
@@ -15,7 +16,7 @@ use base64::Engine;
 use bytes::Bytes;
 use partway::store::s3::{PartCheck, S3Objects, S3Settings};
 use partway::upload::model::{MultipartId, ObjectKey, PartNumber, PartRecord};
-use partway::upload::ports::{ObjectStore, StoreError};
+use partway::upload::ports::{ObjectStore, PartsFrom, StoreError};
 use sha2::Digest;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -169,7 +170,10 @@ async fn every_body_carries_its_crc32c_and_says_how_it_is_signed() {
     for unsigned in [true, false] {
         let stand_in = StandIn::start(false).await;
         let store = objects(&stand_in.url, unsigned).await;
-        let mp = store.create_multipart(&key(), None).await.expect("created");
+        let mp = store
+            .create_multipart(&key(), None, PartsFrom::Uploads)
+            .await
+            .expect("created");
         let etag = store
             .upload_part(&key(), &mp, number, body.clone())
             .await
@@ -224,28 +228,41 @@ async fn every_body_carries_its_crc32c_and_says_how_it_is_signed() {
     }
 }
 
+/// A final upload's assembly (its parts mostly copies, which may come back
+/// without a checksum) and a multipart upload an older partway created are
+/// both without CRC-32C: their uploaded parts get Content-MD5 instead.
 #[tokio::test]
-async fn a_multipart_upload_created_without_crc32c_gets_content_md5() {
+async fn multipart_uploads_created_without_crc32c_get_content_md5() {
     let stand_in = StandIn::start(false).await;
     let store = objects(&stand_in.url, true).await;
+    let assembly = store
+        .create_multipart(&key(), None, PartsFrom::Assembly)
+        .await
+        .expect("created");
     let older = MultipartId::new("created-by-an-older-partway");
     let body = Bytes::from(vec![9u8; 1 << 20]);
     let number = PartNumber::new(1).expect("part 1");
-    let etag = store
-        .upload_part(&key(), &older, number, body.clone())
-        .await
-        .expect("the part is taken");
-    assert_eq!(etag.as_str(), "\"e\"");
+    for mp in [&assembly, &older] {
+        let etag = store
+            .upload_part(&key(), mp, number, body.clone())
+            .await
+            .expect("the part is taken");
+        assert_eq!(etag.as_str(), "\"e\"", "no checksum to list at Complete");
+    }
     let seen = stand_in.seen();
-    let headers = &seen[0].headers;
-    assert!(
-        !headers.contains_key("x-amz-checksum-crc32c"),
-        "{headers:?}"
-    );
+    assert!(!seen[0].headers.contains_key("x-amz-checksum-algorithm"));
     let md5 = base64::engine::general_purpose::STANDARD.encode(md5::Md5::digest(&body));
-    assert_eq!(headers.get("content-md5"), Some(&md5));
+    for part in &seen[1..] {
+        let headers = &part.headers;
+        assert!(
+            !headers.contains_key("x-amz-checksum-crc32c"),
+            "{headers:?}"
+        );
+        assert_eq!(headers.get("content-md5"), Some(&md5));
+    }
+    assert!(seen[1].line.contains("uploadId=up-1"), "{}", seen[1].line);
     assert!(
-        seen[0]
+        seen[2]
             .line
             .contains("uploadId=created-by-an-older-partway")
     );
@@ -257,7 +274,10 @@ async fn a_part_damaged_on_the_way_is_refused_as_a_failure_to_retry() {
     let store = objects(&stand_in.url, true).await;
     let body = Bytes::from(vec![42u8; 1 << 20]);
     let number = PartNumber::new(1).expect("part 1");
-    let created = store.create_multipart(&key(), None).await.expect("created");
+    let created = store
+        .create_multipart(&key(), None, PartsFrom::Uploads)
+        .await
+        .expect("created");
     // Checked with CRC-32C, and (created by an older partway) with MD5.
     for mp in [created, MultipartId::new("older")] {
         let refused = store

@@ -9,7 +9,7 @@
 
 use crate::upload::model::{ETag, MultipartId, ObjectKey, PartNumber, PartRecord};
 use crate::upload::plan::{PartLimits, check_part_list};
-use crate::upload::ports::{ObjectStore, ObjectStream, StoreError};
+use crate::upload::ports::{ObjectStore, ObjectStream, PartsFrom, StoreError};
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::TryStreamExt;
@@ -114,6 +114,7 @@ impl ObjectStore for LocalObjects {
         &self,
         key: &ObjectKey,
         _content_type: Option<&str>,
+        _from: PartsFrom,
     ) -> Result<MultipartId, StoreError> {
         self.object_path(key)?;
         let id = MultipartId::new(format!("{:032x}", rand::random::<u128>()));
@@ -359,7 +360,10 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = LocalObjects::new(dir.path(), limits());
         let key = ObjectKey::new("a/k");
-        let mp = store.create_multipart(&key, None).await.expect("create");
+        let mp = store
+            .create_multipart(&key, None, PartsFrom::Uploads)
+            .await
+            .expect("create");
         let p1 = upload(&store, &mp, 1, b"abc").await;
         let p2 = upload(&store, &mp, 2, b"de").await;
         let err = store
@@ -394,7 +398,10 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = LocalObjects::new(dir.path(), limits());
         let key = ObjectKey::new("k");
-        let mp = store.create_multipart(&key, None).await.expect("create");
+        let mp = store
+            .create_multipart(&key, None, PartsFrom::Uploads)
+            .await
+            .expect("create");
         assert!(
             store
                 .upload_part(&key, &mp, n(11), Bytes::new())
@@ -402,7 +409,12 @@ mod tests {
                 .is_err()
         );
         let escape = ObjectKey::new("../escape");
-        assert!(store.create_multipart(&escape, None).await.is_err());
+        assert!(
+            store
+                .create_multipart(&escape, None, PartsFrom::Uploads)
+                .await
+                .is_err()
+        );
         store.abort_multipart(&key, &mp).await.expect("abort");
         store.abort_multipart(&key, &mp).await.expect("abort twice");
     }

@@ -2,13 +2,16 @@
 //! for a multipart upload created with CRC-32C, each part's checksum, kept
 //! with its ETag until CompleteMultipartUpload lists it (S3 refuses such a
 //! Complete without them, and refuses a checksummed part of an upload
-//! created without an algorithm).
+//! created without an algorithm). A final upload's assembly is created
+//! without: its parts are mostly copies, which S3 may return without a
+//! checksum to list.
 //!
 //! The core keeps multipart ids and ETags as opaque text, so the adapter
 //! records both facts in them: a multipart id ends in [`CRC32C_UPLOAD`] when
 //! its upload was created with CRC-32C, and an ETag carries its part's
-//! checksum after [`CRC32C_PART`]. Uploads started by an older partway have
-//! neither, and their parts are checked with Content-MD5 instead.
+//! checksum after [`CRC32C_PART`]. Assemblies, and uploads started by an
+//! older partway, have neither, and their uploaded parts are checked with
+//! Content-MD5 instead.
 
 use crate::upload::model::{ETag, MultipartId};
 

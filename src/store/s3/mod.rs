@@ -12,7 +12,7 @@ mod integrity;
 pub use integrity::PartCheck;
 
 use crate::upload::model::{ETag, MultipartId, ObjectKey, PartNumber, PartRecord};
-use crate::upload::ports::{ObjectStore, ObjectStream, StoreError};
+use crate::upload::ports::{ObjectStore, ObjectStream, PartsFrom, StoreError};
 use async_trait::async_trait;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::retry::RetryConfig;
@@ -202,8 +202,12 @@ impl ObjectStore for S3Objects {
         &self,
         key: &ObjectKey,
         content_type: Option<&str>,
+        from: PartsFrom,
     ) -> Result<MultipartId, StoreError> {
-        let crc32c = self.part_check == PartCheck::Crc32c;
+        // S3 requires each part's checksum at Complete of an upload created
+        // with one, and a copied part may come back without it: an assembly
+        // is created without, and its uploaded parts get Content-MD5.
+        let crc32c = self.part_check == PartCheck::Crc32c && from == PartsFrom::Uploads;
         let out = self
             .client
             .create_multipart_upload()
@@ -377,23 +381,28 @@ impl ObjectStore for S3Objects {
             self.bucket,
             utf8_percent_encode(source_key.as_str(), COPY_SOURCE)
         );
+        let upload = Upload::of(multipart_id);
         let out = self
             .client
             .upload_part_copy()
             .bucket(&self.bucket)
             .key(key.as_str())
-            .upload_id(Upload::of(multipart_id).id)
+            .upload_id(upload.id)
             .part_number(part_number)
             .copy_source(source)
             .copy_source_range(byte_range(&range))
             .send()
             .await
             .map_err(|e| classify("UploadPartCopy", e))?;
-        // S3 computes a copied part's checksum for an upload created with one.
+        // Assemblies are created without CRC-32C; should a copy land in an
+        // upload created with it, the checksum S3 computed is kept for Complete.
         let result = out.copy_part_result();
+        let crc32c = result
+            .and_then(|r| r.checksum_crc32_c())
+            .filter(|_| upload.crc32c);
         result
             .and_then(|r| r.e_tag())
-            .map(|etag| kept_etag(etag, result.and_then(|r| r.checksum_crc32_c())))
+            .map(|etag| kept_etag(etag, crc32c))
             .ok_or_else(|| StoreError::Other("UploadPartCopy: no ETag".into()))
     }
 

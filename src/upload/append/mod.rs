@@ -38,7 +38,7 @@ use super::error::HookRefusal;
 use super::model::{UploadId, UploadInfo, UploadState};
 use super::notify::ProgressHook;
 use super::plan;
-use super::ports::{Change, Commit, LockGuard};
+use super::ports::{Change, Commit, LockGuard, PartsFrom};
 use super::{Error, Result, SizeExceeded, UploadService};
 use bytes::Bytes;
 use commit::CommitCtx;
@@ -216,7 +216,7 @@ impl UploadService {
         let content_type = info.content_type.as_deref();
         let mp = self
             .objects
-            .create_multipart(&info.object_key, content_type)
+            .create_multipart(&info.object_key, content_type, PartsFrom::Uploads)
             .await?;
         let commit = Commit {
             expected_offset: info.offset,

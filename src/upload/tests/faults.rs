@@ -5,7 +5,7 @@ use super::{PART, anyone, body, new_upload, send, service, stored};
 use crate::store::local::{LocalLocker, LocalObjects, LocalState};
 use crate::upload::Error;
 use crate::upload::model::{self, ETag, MultipartId, ObjectKey, PartNumber, UploadState};
-use crate::upload::ports::StoreError;
+use crate::upload::ports::{PartsFrom, StoreError};
 use crate::upload::{AppendRequest, Limits, UploadService, Verify};
 use bytes::Bytes;
 use std::sync::Arc;
@@ -72,9 +72,10 @@ impl crate::upload::ports::ObjectStore for FlakyComplete {
         &self,
         key: &ObjectKey,
         content_type: Option<&str>,
+        from: PartsFrom,
     ) -> std::result::Result<MultipartId, StoreError> {
         self.multiparts_started.fetch_add(1, Ordering::SeqCst);
-        self.inner.create_multipart(key, content_type).await
+        self.inner.create_multipart(key, content_type, from).await
     }
     async fn upload_part(
         &self,
