@@ -315,8 +315,10 @@ impl Bench<'_> {
 /// Starts redis-server on loopback; returns its port.
 fn start_redis(children: &mut Children) -> Result<u16, BoxError> {
     let port = free_port()?;
+    let redis = find("redis-server", &[])
+        .ok_or("no redis-server: run tests/run.sh once (it installs redis-server and moto)")?;
     children.0.push(
-        Command::new("redis-server")
+        Command::new(redis)
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", ""])
             .stdout(Stdio::null())
