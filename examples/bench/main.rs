@@ -340,6 +340,13 @@ fn direct_client(endpoint: &str, key: &str, secret: &str) -> aws_sdk_s3::Client 
             .request_checksum_calculation(
                 aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired,
             )
+            // Garage has been seen, rarely, never to answer one request on a
+            // kept-alive connection; retried after this, as partway does.
+            .timeout_config(
+                aws_sdk_s3::config::timeout::TimeoutConfig::builder()
+                    .read_timeout(Duration::from_secs(30))
+                    .build(),
+            )
             .build(),
     )
 }
