@@ -109,8 +109,9 @@ pub struct Config {
           value_parser = parse_at_least_one)]
     pub s3_parts_in_flight: usize,
     /// Parts uploaded at once across all PATCHes. A PATCH with a full part
-    /// and no free slot stops reading until one frees, which bounds memory
-    /// to about one part per PATCH plus this many parts.
+    /// and no free slot stops reading until one frees, and while slots are
+    /// short it reads no part ahead of its share, which bounds memory to
+    /// about one part per PATCH (or this many parts, if more).
     #[arg(long, env = "PARTWAY_S3_PARTS_IN_FLIGHT_TOTAL",
           default_value_t = defaults::PARTS_IN_FLIGHT_TOTAL,
           value_parser = parse_at_least_one)]

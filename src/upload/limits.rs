@@ -20,8 +20,9 @@ pub struct Limits {
     /// Part uploads in flight per PATCH while more bytes are read.
     pub parts_in_flight: usize,
     /// Part uploads in flight across all PATCHes. A PATCH with a full part
-    /// and no free slot stops reading until one frees, so memory stays near
-    /// one part per PATCH plus this many, however fast clients send.
+    /// and no free slot stops reading until one frees; while slots are
+    /// short, a PATCH reads its next part only within its share of them, so
+    /// memory stays near one part per PATCH, however fast clients send.
     pub parts_in_flight_total: usize,
     /// Part copies or uploads in flight while a final upload is assembled.
     pub assembly_in_flight: usize,
@@ -58,7 +59,7 @@ impl Limits {
     /// Part uploads in flight per PATCH.
     pub const DEFAULT_PARTS_IN_FLIGHT: usize = 4;
     /// Part uploads in flight across all PATCHes.
-    pub const DEFAULT_PARTS_IN_FLIGHT_TOTAL: usize = 4;
+    pub const DEFAULT_PARTS_IN_FLIGHT_TOTAL: usize = 8;
     /// Bytes buffered across all requests.
     pub const DEFAULT_BUFFER_BUDGET: u64 = 1 << 30;
     /// PATCHes written at once.

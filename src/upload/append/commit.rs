@@ -31,6 +31,8 @@ pub(super) struct PartJob {
     pub _budget: Option<OwnedSemaphorePermit>,
     /// Its slot among the parts in flight across all PATCHes.
     pub _slot: OwnedSemaphorePermit,
+    /// Its place among this PATCH's parts in flight.
+    pub _own: OwnedSemaphorePermit,
 }
 
 /// A part the object store acknowledged, not yet committed.

@@ -19,7 +19,12 @@
 //! `parts_in_flight + 2` part buffers exist per PATCH, whatever its size.
 //! Across all PATCHes, at most `parts_in_flight_total` parts are on their way
 //! to the store: a PATCH whose next part is full waits for a slot before it
-//! reads on. A stored part's buffer goes back to a pool for the next part. If
+//! reads on. While slots are short (this PATCH waited for one, or more
+//! PATCHes are being written than there are slots), a PATCH starts its next
+//! part only with fewer than its share of the slots in flight, at least one:
+//! so with many fast uploads each holds about one part's buffer, not one
+//! waiting and others in flight. A stored part's buffer goes back to a pool
+//! for the next part. If
 //! the client goes away, the body stalls, another request takes the upload
 //! over or the server shuts down, reading stops and everything received so
 //! far is kept, as the spec asks ("store as much of the received data as

@@ -15,8 +15,9 @@ use crate::upload::ports::LockGuard;
 use crate::upload::{Error, SizeExceeded, UploadService};
 use bytes::Bytes;
 use futures_util::StreamExt;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
 /// Why reading the body stopped.
@@ -72,7 +73,16 @@ pub(super) struct Reader<'a> {
     cutter: Cutter,
     /// The part being built.
     pub buffer: PartBuffer,
+    /// This PATCH's parts on their way to the store, each holding one of
+    /// [`OWN_PARTS`] permits.
+    own: Arc<Semaphore>,
+    /// Whether this PATCH's last part had to wait for a slot: the store is
+    /// taking parts slower than the PATCHes bring them.
+    saturated: bool,
 }
+
+/// Permits counting one PATCH's parts in flight (far more than it can have).
+const OWN_PARTS: u32 = 1 << 16;
 
 impl<'a> Reader<'a> {
     pub fn new(
@@ -89,6 +99,8 @@ impl<'a> Reader<'a> {
             limit: upload.length.unwrap_or(upload.max_length),
             cutter: Cutter::new(upload.part_size, upload.offset),
             buffer: PartBuffer::default(),
+            own: Arc::new(Semaphore::new(OWN_PARTS as usize)),
+            saturated: false,
         }
     }
 
@@ -179,6 +191,9 @@ impl<'a> Reader<'a> {
         let expected = self.content_length.map_or(room, |sent| {
             room.min((self.upload.offset + sent).saturating_sub(at))
         });
+        if let Some(share) = self.share() {
+            self.await_share(share).await;
+        }
         let Some(permit) = self.service.reserve(part_size).await else {
             let counters = &self.service.counters;
             counters.refused_budget.fetch_add(1, Ordering::Relaxed);
@@ -210,11 +225,9 @@ impl<'a> Reader<'a> {
                 .and_then(|tail| self.buffer.fill_placeholder(&tail));
             filled.map_err(Ended::Refused)?;
         }
-        // Waits for a slot even if the body is cut meanwhile: the part is
-        // full, and slots free as other parts finish (or their store
-        // requests time out).
-        let slot = self.service.part_slots.clone().acquire_owned().await;
-        let slot = slot.map_err(|_| Ended::Refused(Error::Internal("part slots closed".into())))?;
+        let slot = self.slot().await?;
+        let closed = |_| Ended::Refused(Error::Internal("part slots closed".into()));
+        let own = self.own.clone().try_acquire_owned().map_err(closed)?;
         let (data, budget) = self.buffer.take_part();
         let job = PartJob {
             number,
@@ -223,8 +236,49 @@ impl<'a> Reader<'a> {
             consumes_tail,
             _budget: budget,
             _slot: slot,
+            _own: own,
         };
         parts.send(job).await.map_err(|_| Ended::CommitterStopped)
+    }
+
+    /// A slot among the parts in flight across all PATCHes for a full part,
+    /// noting whether it had to be waited for.
+    async fn slot(&mut self) -> Result<OwnedSemaphorePermit, Ended> {
+        let slots = &self.service.part_slots;
+        if let Ok(slot) = slots.clone().try_acquire_owned() {
+            self.saturated = false;
+            return Ok(slot);
+        }
+        self.saturated = true;
+        // Waits even if the body is cut meanwhile: the part is full, and
+        // slots free as other parts finish (or their store requests time
+        // out).
+        let slot = slots.clone().acquire_owned().await;
+        slot.map_err(|_| Ended::Refused(Error::Internal("part slots closed".into())))
+    }
+
+    /// This PATCH's share of the slots, at least one, when it must keep to
+    /// it: when its last part waited for a slot (the store takes parts
+    /// slower than PATCHes bring them), or when more PATCHes are being
+    /// written than there are slots.
+    fn share(&self) -> Option<u32> {
+        let total = self.service.limits.parts_in_flight_total.max(1);
+        let writers = self.service.active_appends().max(1);
+        if !self.saturated && writers <= total {
+            return None;
+        }
+        Some(u32::try_from((total / writers).max(1)).unwrap_or(u32::MAX))
+    }
+
+    /// Waits to start the next part until fewer than `share` of this
+    /// PATCH's parts are in flight. A part waiting for a slot keeps the
+    /// store as busy as another behind it would, which would only hold a
+    /// second buffer.
+    async fn await_share(&self, share: u32) {
+        let in_flight_below_share = OWN_PARTS - share.saturating_sub(1).min(OWN_PARTS - 1);
+        // Granted once at most `share - 1` parts hold a permit; given back
+        // at once.
+        let _ = self.own.acquire_many(in_flight_below_share).await;
     }
 
     /// Bytes of the upload's offset in the tail when this PATCH began.

@@ -56,11 +56,14 @@ async fn an_upload_whose_multipart_upload_vanished_is_retired_with_404() {
 pub(super) struct FlakyComplete {
     inner: LocalObjects,
     failures_left: std::sync::atomic::AtomicUsize,
-    parts_uploaded: std::sync::atomic::AtomicUsize,
+    pub(super) parts_uploaded: std::sync::atomic::AtomicUsize,
     multiparts_started: std::sync::atomic::AtomicUsize,
     objects_put: std::sync::atomic::AtomicUsize,
     parts_now: std::sync::atomic::AtomicUsize,
     pub(super) parts_peak: std::sync::atomic::AtomicUsize,
+    /// Part uploads the store lets through; unbounded unless a test takes
+    /// its permits away to hold parts in flight.
+    pub(super) let_through: tokio::sync::Semaphore,
 }
 
 #[async_trait::async_trait]
@@ -87,6 +90,9 @@ impl crate::upload::ports::ObjectStore for FlakyComplete {
         self.parts_uploaded.fetch_add(1, Ordering::SeqCst);
         let now = self.parts_now.fetch_add(1, Ordering::SeqCst) + 1;
         self.parts_peak.fetch_max(now, Ordering::SeqCst);
+        if let Ok(permit) = self.let_through.acquire().await {
+            permit.forget();
+        }
         tokio::time::sleep(Duration::from_millis(3)).await;
         let etag = self.inner.upload_part(key, mp, number, body).await;
         self.parts_now.fetch_sub(1, Ordering::SeqCst);
@@ -176,6 +182,7 @@ pub(super) fn flaky_service_with(
         objects_put: 0.into(),
         parts_now: 0.into(),
         parts_peak: 0.into(),
+        let_through: tokio::sync::Semaphore::new(tokio::sync::Semaphore::MAX_PERMITS),
     });
     let locker = LocalLocker::new();
     let service = Arc::new(UploadService::new(
