@@ -431,6 +431,7 @@ async fn main() -> Result<(), BoxError> {
     let (endpoint, key, secret, server) = start_s3(dir.path(), &mut children)?;
     let s3_pid = children.0.first().map(Child::id).ok_or("no S3 server")?;
     let redis_port = start_redis(&mut children)?;
+    let redis_pid = children.0.last().map_or(0, Child::id);
     let s3 = direct_client(&endpoint, &key, &secret);
     let _ = s3.create_bucket().bucket(BUCKET).send().await;
     let port = free_port()?;
@@ -442,6 +443,8 @@ async fn main() -> Result<(), BoxError> {
     let procs = Procs {
         partway: partway.id(),
         s3: s3_pid,
+        redis: redis_pid,
+        client: std::process::id(),
     };
     children.0.push(partway);
     let tus = format!("http://127.0.0.1:{port}/files/");

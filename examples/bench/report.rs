@@ -10,6 +10,9 @@ use std::time::Instant;
 pub struct Procs {
     pub partway: u32,
     pub s3: u32,
+    pub redis: u32,
+    /// The benchmark itself: the client.
+    pub client: u32,
 }
 
 /// One workload's figures in one round.
@@ -21,6 +24,11 @@ pub struct Figure {
     pub partway_cpu: f64,
     /// The S3 server's CPU seconds per GiB (per 1,000 requests for counts).
     pub s3_cpu: f64,
+    /// Redis's, likewise.
+    pub redis_cpu: f64,
+    /// The whole machine's share: the tus server, the S3 server, Redis and
+    /// the client together, likewise.
+    pub all_cpu: f64,
     /// partway's peak RSS during the workload, MiB.
     pub rss: f64,
 }
@@ -59,12 +67,18 @@ where
 {
     // Writing 5 to clear_refs resets the peak RSS (VmHWM) to the current RSS.
     let _ = std::fs::write(format!("/proc/{}/clear_refs", procs.partway), "5");
-    let (p0, s0) = (usage(procs.partway).1, usage(procs.s3).1);
+    let cpu = |pid: u32| usage(pid).1;
+    let (p0, s0, r0, c0) = (
+        cpu(procs.partway),
+        cpu(procs.s3),
+        cpu(procs.redis),
+        cpu(procs.client),
+    );
     let start = Instant::now();
     work.await?;
     let took = start.elapsed().as_secs_f64();
     let (rss, p1) = usage(procs.partway);
-    let s1 = usage(procs.s3).1;
+    let (s1, r1, c1) = (cpu(procs.s3), cpu(procs.redis), cpu(procs.client));
     let (scale, per) = match units {
         Units::Bytes(n) => (n as f64 / 1e6, n as f64 / f64::from(1u32 << 30)),
         Units::Requests(n) => (n as f64, n as f64 / 1000.0),
@@ -73,6 +87,8 @@ where
         rate: scale / took,
         partway_cpu: (p1 - p0) / per,
         s3_cpu: (s1 - s0) / per,
+        redis_cpu: (r1 - r0) / per,
+        all_cpu: (p1 - p0 + s1 - s0 + r1 - r0 + c1 - c0) / per,
         rss,
     })
 }
@@ -121,8 +137,15 @@ impl Table {
     /// Prints the medians; each rate beside `limit_of(workload)`'s.
     pub fn print(&self, limit_of: fn(&str) -> Option<&'static str>) {
         println!(
-            "\n{:<40} {:>9} {:>8} {:>13} {:>13} {:>9}",
-            "workload (median of rounds)", "rate", "× limit", "server CPU", "S3 CPU", "peak RSS"
+            "\n{:<40} {:>9} {:>8} {:>11} {:>8} {:>10} {:>8} {:>9}",
+            "workload (median of rounds)",
+            "rate",
+            "× limit",
+            "server CPU",
+            "S3 CPU",
+            "Redis CPU",
+            "all CPU",
+            "peak RSS"
         );
         for (workload, figures) in &self.rows {
             let rate = self.median(workload, |f| f.rate);
@@ -130,12 +153,14 @@ impl Table {
                 .map(|l| format!("{:.2}", rate / self.median(l, |f| f.rate)))
                 .unwrap_or_else(|| "—".into());
             println!(
-                "{:<40} {:>9.0} {:>8} {:>13.2} {:>13.2} {:>5.0} MiB   (rounds: {})",
+                "{:<40} {:>9.0} {:>8} {:>11.2} {:>8.2} {:>10.2} {:>8.2} {:>5.0} MiB   (rounds: {})",
                 workload,
                 rate,
                 ratio,
                 self.median(workload, |f| f.partway_cpu),
                 self.median(workload, |f| f.s3_cpu),
+                self.median(workload, |f| f.redis_cpu),
+                self.median(workload, |f| f.all_cpu),
                 self.median(workload, |f| f.rss),
                 figures
                     .iter()
@@ -147,7 +172,8 @@ impl Table {
         println!(
             "(rates: MB/s, or per second for uploads and requests; CPU: seconds per GiB, \
              or per 1,000 uploads or requests; server: the tus server, partway unless \
-             BENCH_TUS_CMD names another; peak RSS: the tus server's)"
+             BENCH_TUS_CMD names another; all: the tus server, the S3 server, Redis and \
+             this client together; peak RSS: the tus server's)"
         );
         for lines in self.notes.values() {
             if let Some(last) = lines.last() {
