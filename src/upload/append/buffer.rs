@@ -94,8 +94,17 @@ impl PartBuffer {
         self.bytes.resize(self.placeholder, 0);
     }
 
-    /// Puts the stored tail in its room.
+    /// Puts the stored tail in its room, or, if none was kept (the body
+    /// was not expected to complete the part), in front of the new bytes in
+    /// a new buffer.
     pub(super) fn fill_placeholder(&mut self, tail: &[u8]) -> Result<()> {
+        if self.placeholder == 0 && !tail.is_empty() {
+            let mut bytes = BytesMut::with_capacity(tail.len() + self.bytes.len());
+            bytes.extend_from_slice(tail);
+            bytes.extend_from_slice(&self.bytes);
+            self.bytes = bytes;
+            return Ok(());
+        }
         if tail.len() != self.placeholder {
             return Err(Error::Internal(format!(
                 "the stored tail has {} bytes, {} expected",
@@ -160,6 +169,22 @@ mod tests {
         let again = pool.take(1024);
         assert!(again.is_empty() && again.capacity() == 1024);
         assert_eq!(pool.idle(), 0);
+    }
+
+    #[test]
+    fn the_tail_goes_in_front_with_or_without_room_kept_for_it() {
+        let pool = PartPool::new(8, 1);
+        let mut kept = PartBuffer::default();
+        kept.start(5, 3, &pool);
+        kept.bytes.extend_from_slice(b"defgh");
+        assert_eq!(kept.new_bytes(), 5);
+        kept.fill_placeholder(b"abc").expect("fits its room");
+        assert_eq!(&kept.bytes[..], b"abcdefgh");
+        let mut unkept = PartBuffer::default();
+        unkept.start(5, 0, &pool);
+        unkept.bytes.extend_from_slice(b"defgh");
+        unkept.fill_placeholder(b"abc").expect("goes in front");
+        assert_eq!(&unkept.bytes[..], b"abcdefgh");
     }
 
     #[test]

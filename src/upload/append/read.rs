@@ -200,7 +200,10 @@ impl<'a> Reader<'a> {
             return Err(Ended::Refused(Error::BufferFull));
         };
         self.buffer.budget = Some(permit);
-        let room_for_tail = if self.consumes_tail(piece.part) {
+        // Room for the stored tail only if this body may complete the part:
+        // one that ends short of it (its Content-Length says so) adds to the
+        // tail and needs no copy of it, nor the zeroed room.
+        let room_for_tail = if self.consumes_tail(piece.part) && expected == room {
             self.start_tail()
         } else {
             0
