@@ -229,8 +229,8 @@ impl<'a> Reader<'a> {
             filled.map_err(Ended::Refused)?;
         }
         let slot = self.slot().await?;
-        let closed = |_| Ended::Refused(Error::Internal("part slots closed".into()));
-        let own = self.own.clone().try_acquire_owned().map_err(closed)?;
+        let uncounted = |_| Ended::Refused(Error::Internal("too many parts in flight".into()));
+        let own = self.own.clone().try_acquire_owned().map_err(uncounted)?;
         let (data, budget) = self.buffer.take_part();
         let job = PartJob {
             number,
